@@ -1,0 +1,140 @@
+"""Route the event to its trigger, run the work, log and return the results.
+
+Every outcome is a return value: errors are mapped to result events here, at the edge.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from function import log as logging_setup
+from function.cloud.client import CloudClient
+from function.cloud.evs import EvsClient
+from function.cloud.ims import ImsClient
+from function.cloud.transport import Transport, default_transport
+from function.config import Settings
+from function.errors import ExportError, InvalidInput
+from function.exporter import Exporter
+from function.results import EventContext, outcome_event, summarize
+from function.runtime import Runtime
+from function.triggers import TRIGGERS
+from function.work import ExportOrder, Outcome, Rejection, Work
+
+log = structlog.get_logger("evs_export")
+
+ACCEPTED_SHAPES = (
+    'a direct export {"volume_id": "<uuid>", "os-volume_upload_image": {"image_name": ...}}, '
+    'a batch {"exports": [...]}'
+)
+
+
+def invoke(
+    event: object,
+    context: Any,
+    *,
+    cold_start: bool = False,
+    env: Mapping[str, str] | None = None,
+    transport: Transport | None = None,
+) -> dict[str, Any]:
+    """The whole invocation: settings and runtime from the context, logging, then ``handle``."""
+    settings = Settings.from_env(os.environ if env is None else env, context)
+    runtime = Runtime.from_context(context, cold_start)
+    logging_setup.configure(settings.log_level)
+    logging_setup.REDACTOR.register(settings.secret_values())
+    logging_setup.start_invocation(
+        cold_start=cold_start,
+        function_name=runtime.function_name,
+        function_version=runtime.function_version,
+        request_id=runtime.request_id,
+    )
+    return handle(event, settings, runtime, transport)
+
+
+def handle(
+    event: object, settings: Settings, runtime: Runtime, transport: Transport | None = None
+) -> dict[str, Any]:
+    trigger = next((t for t in TRIGGERS if t.matches(event)), None)
+    if trigger is None:
+        work = Work("direct", runtime.request_id, [Rejection(None, _unknown_event(event))])
+    else:
+        work = trigger.parse(event, settings, runtime)
+    structlog.contextvars.bind_contextvars(trigger=work.trigger, correlation_id=work.correlation_id)
+    outcomes = run_work(work, settings, runtime, transport)
+    ctx = EventContext(
+        source=event_source(settings, runtime),
+        trigger=work.trigger,
+        correlation_id=work.correlation_id,
+        now=runtime.clock,
+        new_id=runtime.new_id,
+    )
+    events = [outcome_event(ctx, o) for o in outcomes]
+    for ev in events:
+        level = "info" if ev["type"].endswith(("accepted", "skipped", "deferred")) else "warning"
+        getattr(log, level)(ev["type"], cloudevent=ev)
+    summary = summarize(events)
+    log.info("invocation summary", summary=summary)
+    return {"results": events, "summary": summary}
+
+
+def run_work(
+    work: Work, settings: Settings, runtime: Runtime, transport: Transport | None
+) -> list[Outcome]:
+    """Outcomes in the items' order; nothing is sent when the configuration is unusable."""
+    orders = [i for i in work.items if isinstance(i, ExportOrder)]
+    done: dict[int, Outcome] = {}
+    if orders:
+        try:
+            client = build_client(settings, runtime, transport)
+        except ExportError as exc:
+            log.error("configuration error", error=exc.as_dict())
+            done = {
+                id(o): Outcome("rejected", o.volume_id, o.image_name, error=exc, order=o)
+                for o in orders
+            }
+        else:
+            exporter = Exporter(EvsClient(client), ImsClient(client), settings.max_concurrency)
+            done = {id(o): out for o, out in zip(orders, exporter.run(orders), strict=True)}
+    return [
+        done[id(item)]
+        if isinstance(item, ExportOrder)
+        else Outcome("rejected", item.volume_id, item.image_name, error=item.error)
+        for item in work.items
+    ]
+
+
+def build_client(settings: Settings, runtime: Runtime, transport: Transport | None) -> CloudClient:
+    """The signed client, after checking every setting the calls need (raises ConfigError)."""
+    if settings.problems:
+        raise settings.problems[0]
+    settings.require_credentials()
+    settings.require_project()
+    for service in ("evs", "ims"):
+        settings.endpoint(service)
+    return CloudClient(settings, runtime, transport or default_transport())
+
+
+def event_source(settings: Settings, runtime: Runtime) -> str:
+    if settings.function_urn:
+        return settings.function_urn
+    if settings.region and settings.project_id:
+        return (
+            f"urn:fss:{settings.region}:{settings.project_id}:function:default:"
+            f"{runtime.function_name}:{runtime.function_version}"
+        )
+    return f"urn:fss:local:function:{runtime.function_name}"
+
+
+def _unknown_event(event: object) -> InvalidInput:
+    kind = type(event).__name__ if not isinstance(event, Mapping) else "object"
+    if event is None:
+        what = "the event is empty (null)"
+    elif isinstance(event, Mapping):
+        keys = ", ".join(sorted(str(k) for k in list(event)[:8])) or "no keys"
+        what = f"the event object ({keys}) is not a known shape"
+    else:
+        what = f"the event is a JSON {kind}, not an object"
+    return InvalidInput("event", f"{what}; expected {ACCEPTED_SHAPES}", "UnsupportedEvent")

@@ -1,0 +1,198 @@
+"""One signed client over the transport: endpoints, signing, error mapping, and retries of
+what is transient with capped full-jitter backoff that honours ``Retry-After``."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+from function.cloud.signing import sign_request
+from function.cloud.transport import HttpResponse, Transport
+from function.config import Settings
+from function.errors import ApiError, BudgetExhausted, ExportError, TransportError
+from function.model import parse_error_body
+from function.runtime import Runtime
+
+T = TypeVar("T")
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+RETRY_AFTER_CAP = 30.0
+SAFETY_MARGIN_MS = 3000
+
+
+class Limiter:
+    """Bounds requests in flight and their rate, shared by every client of one invocation."""
+
+    def __init__(
+        self, max_in_flight: int, per_second: float, sleep: Callable[[float], None]
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._sleep = sleep
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    def __enter__(self) -> Limiter:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            self._sleep(start - now)
+        self._slots.acquire()
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.in_flight -= 1
+        self._slots.release()
+
+
+class Retrier:
+    """Runs an attempt until it succeeds, fails for good, or the budget would run out."""
+
+    def __init__(self, runtime: Runtime, max_attempts: int) -> None:
+        self.runtime = runtime
+        self.max_attempts = max_attempts
+
+    def run(
+        self, attempt: Callable[[], T], before_resend: Callable[[], T | None] | None = None
+    ) -> T:
+        """``before_resend`` runs after an ambiguous failure of a non-idempotent call; a
+        non-None answer (the work was done after all) ends the loop without sending again."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return attempt()
+            except ApiError as exc:
+                if exc.outcome != "failed":
+                    raise
+                error: ExportError = exc
+                ambiguous = exc.http_status not in (429, 503)
+                retry_after = exc.retry_after
+            except TransportError as exc:
+                error, ambiguous, retry_after = exc, exc.maybe_sent, None
+            if tries >= self.max_attempts:
+                raise error
+            delay = self.delay(tries, retry_after)
+            if self.runtime.remaining_ms() - delay * 1000 < SAFETY_MARGIN_MS:
+                raise BudgetExhausted(
+                    f"gave up after {tries} attempt(s): the time budget would not cover a retry "
+                    f"({error.message})",
+                    error,
+                )
+            self.runtime.sleep(delay)
+            if ambiguous and before_resend is not None:
+                found = before_resend()
+                if found is not None:
+                    return found
+
+    def delay(self, tries: int, retry_after: float | None) -> float:
+        jitter = self.runtime.rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (tries - 1)))
+        if retry_after is not None:
+            return max(jitter, min(retry_after, RETRY_AFTER_CAP))
+        return jitter
+
+
+class CloudClient:
+    """Signs and sends requests to one project's services."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime,
+        transport: Transport,
+        limiter: Limiter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.transport = transport
+        self.limiter = limiter or Limiter(
+            settings.max_concurrency, settings.max_requests_per_second, runtime.sleep
+        )
+        self.retrier = Retrier(runtime, settings.max_attempts)
+        self.sent = 0
+
+    @property
+    def project_id(self) -> str:
+        return self.settings.require_project()
+
+    def send(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: object = None,
+    ) -> HttpResponse:
+        """One attempt: a 2xx/3xx answer, or ApiError / TransportError."""
+        credentials = self.settings.require_credentials()
+        base = self.settings.endpoint(service)
+        raw = b"" if body is None else json.dumps(body).encode()
+        request = sign_request(
+            method,
+            base,
+            path,
+            credentials,
+            self.project_id,
+            self.runtime.clock(),
+            query=query,
+            body=raw,
+        )
+        remaining = self.runtime.remaining_ms() / 1000 - SAFETY_MARGIN_MS / 1000
+        read_timeout = max(1.0, min(self.settings.read_timeout, remaining))
+        with self.limiter:
+            self.sent += 1
+            resp = self.transport.send(
+                method,
+                request.url,
+                request.headers,
+                request.body,
+                (self.settings.connect_timeout, read_timeout),
+            )
+        if resp.status >= 400:
+            code, message = parse_error_body(resp.json(), resp.status)
+            error = ApiError(resp.status, code, message, resp.request_id)
+            error.retry_after = parse_retry_after(resp.header("Retry-After"), self.runtime)
+            raise error
+        return resp
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: object = None,
+    ) -> HttpResponse:
+        """An idempotent call, retried while the fault is transient."""
+        return self.retrier.run(lambda: self.send(service, method, path, query=query, body=body))
+
+
+def parse_retry_after(value: str | None, runtime: Runtime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - runtime.clock()).total_seconds())

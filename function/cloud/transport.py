@@ -1,0 +1,148 @@
+"""The HTTP transport: one pooled ``requests`` session per warm container, and the one place
+where library exceptions become ours."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from function.errors import TransportError
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    _json: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def request_id(self) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == "x-request-id":
+                return value
+        return None
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is empty or not JSON."""
+        if not self._json:
+            try:
+                self._json.append(json.loads(self.body) if self.body else None)
+            except ValueError:
+                self._json.append(None)
+        return self._json[0]
+
+
+class Transport(Protocol):
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: tuple[float, float],
+    ) -> HttpResponse:
+        """Send one request; raise TransportError when no answer came."""
+        ...
+
+
+class RequestsTransport:
+    """Production transport over a pooled ``requests.Session`` (TLS verified, no redirects)."""
+
+    def __init__(self, pool_size: int = 16) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.trust_env = False
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: tuple[float, float],
+    ) -> HttpResponse:
+        import requests
+
+        try:
+            resp = self._session.request(
+                method,
+                url,
+                headers=dict(headers),
+                data=body or None,
+                timeout=timeout,
+                allow_redirects=False,
+                verify=True,
+            )
+        except requests.exceptions.ConnectTimeout:
+            raise TransportError(
+                "ConnectTimeout", "could not connect in time", maybe_sent=False
+            ) from None
+        except requests.exceptions.Timeout:
+            raise TransportError("ReadTimeout", "no answer in time", maybe_sent=True) from None
+        except requests.exceptions.SSLError as exc:
+            raise TransportError(
+                "TLSError", f"TLS failed: {_reason(exc)}", maybe_sent=False
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            refused = _never_connected(exc)
+            code = "ConnectionRefused" if refused else "ConnectionReset"
+            raise TransportError(
+                code, f"connection failed: {_reason(exc)}", maybe_sent=not refused
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(
+                "HttpError", f"request failed: {_reason(exc)}", maybe_sent=True
+            ) from None
+        return HttpResponse(resp.status_code, dict(resp.headers), resp.content)
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the failure happened before a connection existed (nothing was sent)."""
+    from urllib3.exceptions import NewConnectionError
+
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, NewConnectionError):
+            return True
+        stack.extend(item.args)
+        stack.append(getattr(item, "reason", None))
+        stack.append(item.__cause__)
+        stack.append(item.__context__)
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    text = type(exc).__name__
+    return text
+
+
+_DEFAULT: list[RequestsTransport] = []
+_LOCK = threading.Lock()
+
+
+def default_transport() -> RequestsTransport:
+    """The container's pooled transport, built on first use and kept while warm."""
+    with _LOCK:
+        if not _DEFAULT:
+            _DEFAULT.append(RequestsTransport())
+        return _DEFAULT[0]

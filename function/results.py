@@ -1,0 +1,88 @@
+"""Outcomes to CloudEvents 1.0 (JSON, structured mode), and the invocation's summary.
+Pure: time and IDs are passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from function.work import Outcome
+
+TYPE_PREFIX = "evs.export."
+SUMMARY_KINDS = ("accepted", "rejected", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """What every event of one invocation shares."""
+
+    source: str
+    trigger: str
+    correlation_id: str
+    now: Callable[[], datetime]
+    new_id: Callable[[], str]
+
+
+def event_type(kind: str) -> str:
+    return TYPE_PREFIX + kind
+
+
+def cloud_event(
+    ctx: EventContext, type_: str, subject: str | None, data: dict[str, Any]
+) -> dict[str, Any]:
+    """A CloudEvents 1.0 envelope; ``data`` always carries trigger and correlation_id."""
+    data = {**data, "trigger": ctx.trigger, "correlation_id": ctx.correlation_id}
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": ctx.new_id(),
+        "source": ctx.source,
+        "type": type_,
+        "time": ctx.now().isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    if subject:
+        event["subject"] = subject
+    return event
+
+
+def outcome_event(ctx: EventContext, outcome: Outcome) -> dict[str, Any]:
+    """The result event of one volume's outcome."""
+    data: dict[str, Any] = {"volume_id": outcome.volume_id}
+    options = outcome.order.options if outcome.order is not None else {}
+    if outcome.image_name is not None:
+        data["image_name"] = outcome.image_name
+    if outcome.order is not None and outcome.order.policy:
+        data["policy"] = outcome.order.policy
+    if outcome.accepted is not None:
+        acc = outcome.accepted
+        data.update(
+            image_id=acc.image_id,
+            image_name=acc.image_name,
+            status=acc.status,
+            disk_format=acc.disk_format or options.get("disk_format"),
+            container_format=acc.container_format or options.get("container_format"),
+            size_gb=acc.size_gb,
+            request_id=acc.request_id,
+        )
+        if acc.recovered:
+            data["recovered"] = True
+    if outcome.error is not None:
+        data["error"] = outcome.error.as_dict()
+        if outcome.error.request_id:
+            data["request_id"] = outcome.error.request_id
+    if outcome.reason is not None:
+        data["reason"] = outcome.reason
+    return cloud_event(ctx, event_type(outcome.kind), outcome.volume_id, data)
+
+
+def summarize(events: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Counts per final kind (and deferred, when there is any)."""
+    counts = dict.fromkeys(SUMMARY_KINDS, 0)
+    for event in events:
+        kind = str(event.get("type", "")).removeprefix(TYPE_PREFIX)
+        if kind in counts or kind == "deferred":
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts

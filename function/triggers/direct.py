@@ -1,0 +1,117 @@
+"""Direct invocation: the seed's request plus the volume, or a batch ``{"exports": [...]}``.
+
+A batch is all-or-nothing: if any item is invalid, nothing is sent and every item is reported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from function.config import Settings
+from function.errors import InvalidInput
+from function.model import ACTION_KEY, parse_export
+from function.runtime import Runtime
+from function.work import ExportOrder, Rejection, Work
+
+NAME = "direct"
+MAX_BATCH = 1000
+_CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def matches(event: object) -> bool:
+    return isinstance(event, Mapping) and (
+        "volume_id" in event or ACTION_KEY in event or "exports" in event
+    )
+
+
+def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+    body = dict(event)
+    correlation_id = _correlation(body.pop("correlation_id", None), runtime.request_id)
+    work = Work(NAME, correlation_id)
+    if "exports" in body:
+        extra = sorted(set(body) - {"exports"})
+        if extra:
+            work.items.append(
+                Rejection(
+                    None, InvalidInput(extra[0], f"{extra[0]} is not a known field of a batch")
+                )
+            )
+            return work
+        work.items.extend(_batch(body["exports"]))
+        return work
+    try:
+        request, wire = parse_export(body)
+    except InvalidInput as exc:
+        volume = body.get("volume_id")
+        work.items.append(Rejection(volume if isinstance(volume, str) else None, exc))
+        return work
+    work.items.append(ExportOrder(request.volume_id, wire))
+    return work
+
+
+def _batch(items: object) -> list[ExportOrder | Rejection]:
+    if not isinstance(items, list):
+        return [
+            Rejection(None, InvalidInput("exports", "exports must be a list of export objects"))
+        ]
+    if not items:
+        return [
+            Rejection(None, InvalidInput("exports", "exports is empty: name at least one volume"))
+        ]
+    if len(items) > MAX_BATCH:
+        return [
+            Rejection(
+                None,
+                InvalidInput("exports", f"exports holds {len(items)} items; at most {MAX_BATCH}"),
+            )
+        ]
+    parsed: list[ExportOrder | Rejection] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(items):
+        where = f"exports[{i}]"
+        try:
+            request, wire = parse_export(raw, where)
+        except InvalidInput as exc:
+            volume = raw.get("volume_id") if isinstance(raw, Mapping) else None
+            parsed.append(Rejection(volume if isinstance(volume, str) else None, exc))
+            continue
+        key = request.volume_id.lower()
+        if key in seen:
+            parsed.append(
+                Rejection(
+                    request.volume_id,
+                    InvalidInput(
+                        f"{where}.volume_id",
+                        f"volume {request.volume_id} is also exports[{seen[key]}]: "
+                        "name each volume once",
+                    ),
+                    request.upload.image_name,
+                )
+            )
+            continue
+        seen[key] = i
+        parsed.append(ExportOrder(request.volume_id, wire))
+    bad = [p for p in parsed if isinstance(p, Rejection)]
+    if not bad:
+        return parsed
+    first = bad[0].error.field or "exports"
+    return [
+        p
+        if isinstance(p, Rejection)
+        else Rejection(
+            p.volume_id,
+            InvalidInput(
+                first, f"not sent: the batch has invalid items (first: {first})", "BatchRejected"
+            ),
+            p.image_name,
+        )
+        for p in parsed
+    ]
+
+
+def _correlation(value: object, default: str) -> str:
+    if isinstance(value, str) and _CORRELATION_RE.match(value):
+        return value
+    return default

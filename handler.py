@@ -1,0 +1,46 @@
+"""FunctionGraph entry point: ``handler.handler(event, context)``. It never raises."""
+
+from __future__ import annotations
+
+import json
+import traceback
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+_COLD = [True]
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    cold, _COLD[0] = _COLD[0], False
+    try:
+        from function.app import invoke
+
+        return invoke(event, context, cold_start=cold)
+    except Exception as exc:  # the last line of defence: report, never raise
+        return _crash_result(exc)
+
+
+def _crash_result(exc: Exception) -> dict[str, Any]:
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    at = f" at {where[0].name}:{where[0].lineno}" if where else ""
+    event = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "urn:fss:local:function:evs-export",
+        "type": "evs.export.failed",
+        "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": {
+            "volume_id": None,
+            "error": {"code": "InternalError", "message": f"unexpected {type(exc).__name__}{at}"},
+            "trigger": "direct",
+            "correlation_id": None,
+        },
+    }
+    line = {"level": "ERROR", "service": "evs-export", "message": "handler crashed"}
+    print(json.dumps({**line, "error": type(exc).__name__}), flush=True)
+    return {
+        "results": [event],
+        "summary": {"accepted": 0, "rejected": 0, "failed": 1, "skipped": 0},
+    }
