@@ -13,12 +13,14 @@ import structlog
 
 from function import log as logging_setup
 from function.cloud.client import CloudClient
+from function.cloud.ecs import EcsClient
 from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient
 from function.cloud.transport import Transport, default_transport
 from function.config import Settings
 from function.errors import ExportError, InvalidInput
 from function.exporter import Exporter
+from function.plan import Planner
 from function.results import EventContext, outcome_event, summarize
 from function.runtime import Runtime
 from function.triggers import TRIGGERS
@@ -28,7 +30,7 @@ log = structlog.get_logger("evs_export")
 
 ACCEPTED_SHAPES = (
     'a direct export {"volume_id": "<uuid>", "os-volume_upload_image": {"image_name": ...}}, '
-    'a batch {"exports": [...]}'
+    'a batch {"exports": [...]}, a TIMER event, an API Gateway request or a CTS trace'
 )
 
 
@@ -63,7 +65,10 @@ def handle(
     else:
         work = trigger.parse(event, settings, runtime)
     structlog.contextvars.bind_contextvars(trigger=work.trigger, correlation_id=work.correlation_id)
-    outcomes = run_work(work, settings, runtime, transport)
+    if work.response is not None:
+        log.info("answered without export work", trigger=work.trigger)
+        return work.response
+    outcomes, notes = run_work(work, settings, runtime, transport)
     ctx = EventContext(
         source=event_source(settings, runtime),
         trigger=work.trigger,
@@ -76,34 +81,60 @@ def handle(
         level = "info" if ev["type"].endswith(("accepted", "skipped", "deferred")) else "warning"
         getattr(log, level)(ev["type"], cloudevent=ev)
     summary = summarize(events)
-    log.info("invocation summary", summary=summary)
-    return {"results": events, "summary": summary}
+    result: dict[str, Any] = {"results": events, "summary": summary}
+    notes = [n for n in [work.note, *notes] if n]
+    if notes:
+        result["message"] = "; ".join(notes)
+    log.info("invocation summary", summary=summary, notes=notes or None)
+    return work.respond(result) if work.respond is not None else result
 
 
 def run_work(
     work: Work, settings: Settings, runtime: Runtime, transport: Transport | None
-) -> list[Outcome]:
-    """Outcomes in the items' order; nothing is sent when the configuration is unusable."""
-    orders = [i for i in work.items if isinstance(i, ExportOrder)]
-    done: dict[int, Outcome] = {}
-    if orders:
+) -> tuple[list[Outcome], list[str]]:
+    """Resolve plans, drop duplicates and dry runs, export the rest; outcomes in order.
+    Nothing is sent when the configuration is unusable."""
+    items: list[ExportOrder | Rejection | Outcome] = list(work.items)
+    needs_cloud = bool(work.plans) or any(isinstance(i, ExportOrder) for i in items)
+    if not needs_cloud:
+        return [_settled(i) for i in items], []
+    try:
+        client = build_client(settings, runtime, transport)
+    except ExportError as exc:
+        log.error("configuration error", error=exc.as_dict())
+        items += [Rejection(None, exc) for _ in work.plans]
+        return [_settled(i, exc) for i in items], []
+    planner = Planner(EvsClient(client), EcsClient(client), ImsClient(client))
+    for plan in work.plans:
         try:
-            client = build_client(settings, runtime, transport)
+            items.extend(planner.resolve(plan))
         except ExportError as exc:
-            log.error("configuration error", error=exc.as_dict())
-            done = {
-                id(o): Outcome("rejected", o.volume_id, o.image_name, error=exc, order=o)
-                for o in orders
-            }
-        else:
-            exporter = Exporter(EvsClient(client), ImsClient(client), settings.max_concurrency)
-            done = {id(o): out for o, out in zip(orders, exporter.run(orders), strict=True)}
+            items.append(Outcome(exc.outcome, None, error=exc))
+    orders = [i for i in items if isinstance(i, ExportOrder)]
+    try:
+        settled = planner.dedupe(orders)
+    except ExportError as exc:
+        # Without the duplicate check an export could make a second image: do not send.
+        settled = {
+            id(o): Outcome(exc.outcome, o.volume_id, o.image_name, error=exc, order=o)
+            for o in orders
+        }
+    to_send = [o for o in orders if id(o) not in settled]
+    exporter = Exporter(EvsClient(client), ImsClient(client), settings.max_concurrency)
+    settled.update({id(o): out for o, out in zip(to_send, exporter.run(to_send), strict=True)})
     return [
-        done[id(item)]
-        if isinstance(item, ExportOrder)
-        else Outcome("rejected", item.volume_id, item.image_name, error=item.error)
-        for item in work.items
-    ]
+        settled[id(i)] if isinstance(i, ExportOrder) else _settled(i) for i in items
+    ], planner.notes
+
+
+def _settled(item: ExportOrder | Rejection | Outcome, error: ExportError | None = None) -> Outcome:
+    """The outcome of an item that is not sent."""
+    if isinstance(item, Outcome):
+        return item
+    if isinstance(item, Rejection):
+        return Outcome("rejected", item.volume_id, item.image_name, error=item.error)
+    assert error is not None
+    return Outcome(error.outcome, item.volume_id, item.image_name, error=error, order=item)
 
 
 def build_client(settings: Settings, runtime: Runtime, transport: Transport | None) -> CloudClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import threading
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
@@ -68,10 +67,17 @@ class Redactor:
 
 REDACTOR = Redactor()
 _CONFIGURED: list[str] = []
+_STREAM: list[TextIO | None] = [None]
+
+
+def use_stream(stream: TextIO | None) -> None:
+    """Send log lines to ``stream`` from the next ``configure`` on (None: the current stdout)."""
+    _STREAM[0] = stream
 
 
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Set structlog up once per container (and again when the level or stream changes)."""
+    stream = stream or _STREAM[0]
     key = f"{level}:{id(stream)}"
     if _CONFIGURED and _CONFIGURED[0] == key:
         return
@@ -88,7 +94,7 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
             structlog.processors.JSONRenderer(sort_keys=False, default=str),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream),  # None: sys.stdout at write time
         cache_logger_on_first_use=False,
     )
     _CONFIGURED[:] = [key]

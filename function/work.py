@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from function.cloud.evs import Accepted
@@ -17,6 +19,9 @@ class ExportOrder:
     volume_id: str
     body: dict[str, Any]
     policy: str | None = None
+    server_id: str | None = None
+    dry_run: bool = False
+    keep: int | None = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -38,13 +43,35 @@ class Rejection:
     image_name: str | None = None
 
 
+@dataclass(frozen=True)
+class PlanRequest:
+    """A selection to resolve against the cloud (timer policy, decommission, CTS), with the
+    image name template and the export options every selected volume gets."""
+
+    policy: str | None
+    template: str
+    time: datetime
+    options: Mapping[str, Any] = field(default_factory=dict)  # wire keys, without image_name
+    volume_ids: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    server_ids: tuple[str, ...] = ()
+    server_tag: tuple[str, str] | None = None  # only servers carrying this tag (CTS)
+    dry_run: bool = False
+    keep: int | None = None
+
+
 @dataclass
 class Work:
-    """What a trigger asks for: orders and rejections, in the order the caller named them."""
+    """What a trigger asks for: orders, rejections and plans, in the order the caller named
+    them. ``respond`` shapes the return value (APIG, Slack); ``response`` answers at once."""
 
     trigger: str
     correlation_id: str
-    items: list[ExportOrder | Rejection] = field(default_factory=list)
+    items: list[ExportOrder | Rejection | Outcome] = field(default_factory=list)
+    plans: list[PlanRequest] = field(default_factory=list)
+    respond: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    response: dict[str, Any] | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,3 +85,4 @@ class Outcome:
     error: ExportError | None = None
     reason: str | None = None
     order: ExportOrder | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -27,6 +27,10 @@ class Accepted:
     recovered: bool = False
 
 
+TAG_PAGE = 1000
+LIST_PAGE = 1000
+
+
 class EvsClient:
     def __init__(self, client: CloudClient) -> None:
         self.client = client
@@ -72,3 +76,49 @@ class EvsClient:
         data = resp.json()
         volume = data.get("volume") if isinstance(data, dict) else None
         return volume if isinstance(volume, dict) else {}
+
+    def volumes_by_tag(self, tags: dict[str, str]) -> list[dict[str, Any]]:
+        """Volumes carrying every tag (``resource_instances/action``, paged by offset)."""
+        path = f"/v2/{self.client.project_id}/cloudvolumes/resource_instances/action"
+        tag_filter = [{"key": k, "values": [v]} for k, v in sorted(tags.items())]
+        volumes: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            body = {"action": "filter", "tags": tag_filter, "limit": TAG_PAGE, "offset": offset}
+            data = self.client.call("evs", "POST", path, body=body).json()
+            page = data.get("resources") if isinstance(data, dict) else None
+            if not isinstance(page, list):
+                return volumes
+            for res in page:
+                if not isinstance(res, dict) or not isinstance(res.get("resource_id"), str):
+                    continue
+                detail = res.get("resource_detail")
+                volume = dict(detail) if isinstance(detail, dict) else {}
+                volume.setdefault("id", res["resource_id"])
+                volume.setdefault("name", res.get("resource_name") or "")
+                volumes.append(volume)
+            offset += len(page)
+            total = data.get("total_count")
+            if len(page) < TAG_PAGE or (isinstance(total, int) and offset >= total):
+                return volumes
+
+    def list_volumes(self) -> list[dict[str, Any]]:
+        """Every volume of the project (``cloudvolumes/detail``, paged by marker)."""
+        path = f"/v2/{self.client.project_id}/cloudvolumes/detail"
+        volumes: list[dict[str, Any]] = []
+        marker: str | None = None
+        while True:
+            query = [("limit", str(LIST_PAGE))] + ([("marker", marker)] if marker else [])
+            data = self.client.call("evs", "GET", path, query=query).json()
+            page = data.get("volumes") if isinstance(data, dict) else None
+            if not isinstance(page, list) or not page:
+                return volumes
+            volumes.extend(v for v in page if isinstance(v, dict))
+            links = data.get("volumes_links") if isinstance(data, dict) else None
+            has_next = isinstance(links, list) and any(
+                isinstance(link, dict) and link.get("rel") == "next" for link in links
+            )
+            last = page[-1].get("id") if isinstance(page[-1], dict) else None
+            if not has_next or not isinstance(last, str) or last == marker:
+                return volumes
+            marker = last

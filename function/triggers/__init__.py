@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from function.triggers import direct
+from function.triggers import cts, direct, timer
 
-TRIGGERS: list[ModuleType] = [direct]
+TRIGGERS: list[ModuleType] = [timer, cts, direct]

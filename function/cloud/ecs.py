@@ -1,0 +1,72 @@
+"""ECS: a server and the disks attached to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from function.cloud.client import CloudClient
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    name: str
+    status: str
+    tags: dict[str, str]
+    volume_ids: tuple[str, ...]  # the system disk first
+    system_volume_id: str | None
+
+
+class EcsClient:
+    def __init__(self, client: CloudClient) -> None:
+        self.client = client
+
+    def get_server(self, server_id: str) -> Server:
+        """The server with its attached volumes (two requests: details and attachments)."""
+        base = f"/v1/{self.client.project_id}/cloudservers/{server_id}"
+        data = self.client.call("ecs", "GET", base).json()
+        server = data.get("server") if isinstance(data, dict) else None
+        server = server if isinstance(server, dict) else {}
+        att = self.client.call("ecs", "GET", f"{base}/os-volume_attachments").json()
+        rows = att.get("volumeAttachments") if isinstance(att, dict) else None
+        volume_ids = [
+            str(r.get("volumeId") or r.get("id"))
+            for r in (rows if isinstance(rows, list) else [])
+            if isinstance(r, dict) and (r.get("volumeId") or r.get("id"))
+        ]
+        system = _system_volume(server)
+        if system in volume_ids:
+            volume_ids.remove(system)
+            volume_ids.insert(0, system)
+        return Server(
+            id=server_id,
+            name=str(server.get("name") or ""),
+            status=str(server.get("status") or ""),
+            tags=parse_tags(server.get("tags")),
+            volume_ids=tuple(dict.fromkeys(volume_ids)),
+            system_volume_id=system,
+        )
+
+
+def _system_volume(server: dict[str, Any]) -> str | None:
+    """The volume at boot index 0, if the server says so."""
+    attached = server.get("os-extended-volumes:volumes_attached")
+    for row in attached if isinstance(attached, list) else []:
+        if isinstance(row, dict) and str(row.get("bootIndex")) == "0" and row.get("id"):
+            return str(row["id"])
+    return None
+
+
+def parse_tags(raw: object) -> dict[str, str]:
+    """ECS tags come as ``["k=v", ...]``; EVS as ``{"k": "v"}``; IMS as ``[{"key","value"}]``."""
+    tags: dict[str, str] = {}
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items()}
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, str):
+            key, _, value = item.partition("=")
+            tags[key] = value
+        elif isinstance(item, dict) and "key" in item:
+            tags[str(item["key"])] = str(item.get("value", ""))
+    return tags

@@ -1,0 +1,19 @@
+"""FunctionGraph: asynchronous invocation of this function (continuations, chat work)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from function.cloud.client import CloudClient
+
+
+class FunctionGraphClient:
+    def __init__(self, client: CloudClient) -> None:
+        self.client = client
+
+    def invoke_async(self, function_urn: str, event: dict[str, Any]) -> str | None:
+        """Queue ``event`` for an asynchronous run; returns the platform's request ID."""
+        path = f"/v2/{self.client.project_id}/fgs/functions/{function_urn}/invocations-async"
+        data = self.client.call("functiongraph", "POST", path, body=event).json()
+        request_id = data.get("request_id") if isinstance(data, dict) else None
+        return request_id if isinstance(request_id, str) else None
