@@ -18,7 +18,7 @@ from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient
 from function.cloud.transport import Transport, default_transport
 from function.config import Settings
-from function.errors import ExportError, InvalidInput
+from function.errors import ConfigError, ExportError, InvalidInput
 from function.exporter import Exporter
 from function.plan import Planner
 from function.results import EventContext, outcome_event, summarize
@@ -68,6 +68,9 @@ def handle(
     if work.response is not None:
         log.info("answered without export work", trigger=work.trigger)
         return work.response
+    if work.handoff is not None or work.image_query is not None:
+        side = side_request(work, settings, runtime, transport)
+        return work.respond(side) if work.respond is not None else side
     outcomes, notes = run_work(work, settings, runtime, transport)
     ctx = EventContext(
         source=event_source(settings, runtime),
@@ -137,6 +140,44 @@ def _settled(item: ExportOrder | Rejection | Outcome, error: ExportError | None 
     return Outcome(error.outcome, item.volume_id, item.image_name, error=error, order=item)
 
 
+def side_request(
+    work: Work, settings: Settings, runtime: Runtime, transport: Transport | None
+) -> dict[str, Any]:
+    """Work that is not an export: hand the work to an asynchronous invocation of this
+    function, or read one image's status."""
+    result: dict[str, Any] = {"results": [], "summary": summarize([])}
+    key = "handoff" if work.handoff is not None else "image"
+    try:
+        client = build_client(settings, runtime, transport)
+        if work.handoff is not None:
+            from function.cloud.functiongraph import FunctionGraphClient
+
+            urn = function_urn(settings, runtime)
+            request_id = FunctionGraphClient(client).invoke_async(urn, work.handoff)
+            result["handoff"] = {"request_id": request_id, "function_urn": urn}
+            log.info("work handed to an asynchronous invocation", async_request_id=request_id)
+        elif work.image_query is not None:
+            result["image"] = ImsClient(client).get_image(work.image_query)
+    except ExportError as exc:
+        log.warning("side request failed", error=exc.as_dict())
+        result[key] = {"error": exc.as_dict()} if key == "handoff" else None
+        result["error"] = exc.as_dict()
+    return result
+
+
+def function_urn(settings: Settings, runtime: Runtime) -> str:
+    """This function's URN, for invoking itself asynchronously."""
+    if settings.function_urn:
+        return settings.function_urn
+    region, project = settings.region, settings.require_project()
+    if region is None:
+        raise ConfigError(
+            "FUNCTION_URN", "set FUNCTION_URN (or REGION) so the function can invoke itself"
+        )
+    name, version = runtime.function_name, runtime.function_version
+    return f"urn:fss:{region}:{project}:function:default:{name}:{version}"
+
+
 def build_client(settings: Settings, runtime: Runtime, transport: Transport | None) -> CloudClient:
     """The signed client, after checking every setting the calls need (raises ConfigError)."""
     if settings.problems:
@@ -149,14 +190,11 @@ def build_client(settings: Settings, runtime: Runtime, transport: Transport | No
 
 
 def event_source(settings: Settings, runtime: Runtime) -> str:
-    if settings.function_urn:
-        return settings.function_urn
-    if settings.region and settings.project_id:
-        return (
-            f"urn:fss:{settings.region}:{settings.project_id}:function:default:"
-            f"{runtime.function_name}:{runtime.function_version}"
-        )
-    return f"urn:fss:local:function:{runtime.function_name}"
+    """The CloudEvents ``source``: this function's URN where it can be known."""
+    try:
+        return function_urn(settings, runtime)
+    except ConfigError:
+        return f"urn:fss:local:function:{runtime.function_name}"
 
 
 def _unknown_event(event: object) -> InvalidInput:

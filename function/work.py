@@ -72,6 +72,9 @@ class Work:
     respond: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     response: dict[str, Any] | None = None
     note: str | None = None
+    handoff: dict[str, Any] | None = None  # an event to run asynchronously instead
+    image_query: str | None = None  # an image whose IMS status the reply shows
+    response_url: str | None = None  # Slack's reply URL for chat-triggered work
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ class ImsClient:
                 return images
             marker = last
 
+    def get_image(self, image_id: str) -> dict[str, Any]:
+        """One image (``GET /v2/images/{id}``)."""
+        data = self.client.call("ims", "GET", f"/v2/images/{image_id}").json()
+        return data if isinstance(data, dict) else {}
+
     def find_export(self, image_name: str) -> Accepted | None:
         """The private image carrying ``image_name``, as an accepted export, if one exists."""
         found = [

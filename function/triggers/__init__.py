@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from function.triggers import cts, direct, timer
+from function.triggers import chat_job, cts, direct, http, timer
 
-TRIGGERS: list[ModuleType] = [timer, cts, direct]
+TRIGGERS: list[ModuleType] = [http, timer, cts, chat_job, direct]

@@ -1,0 +1,69 @@
+"""The asynchronous half of a Slack ``server`` command: this function invoked itself with the
+command, and posts the outcome to Slack's ``response_url``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from function.config import Settings
+from function.errors import InvalidInput
+from function.model import is_uuid
+from function.names import check_template
+from function.runtime import Runtime
+from function.triggers.slack import JOB_KEY
+from function.triggers.times import parse_time
+from function.work import PlanRequest, Rejection, Work
+
+NAME = "chat"
+SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+
+
+def matches(event: object) -> bool:
+    return isinstance(event, Mapping) and JOB_KEY in event
+
+
+def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+    job = event.get(JOB_KEY)
+    job = job if isinstance(job, Mapping) else {}
+    correlation = job.get("correlation_id")
+    work = Work(
+        NAME,
+        correlation[:128] if isinstance(correlation, str) and correlation else runtime.request_id,
+    )
+    work.response_url = slack_url(job.get("response_url"))
+    try:
+        server_id = job.get("server_id")
+        if not is_uuid(server_id):
+            raise InvalidInput(f"{JOB_KEY}.server_id", "server_id must be a server UUID")
+        template = check_template(job.get("image_name"), f"{JOB_KEY}.image_name")
+        when = parse_time(job.get("time"), f"{JOB_KEY}.time") or runtime.clock()
+        force = job.get("force", False)
+        if not isinstance(force, bool):
+            raise InvalidInput(f"{JOB_KEY}.force", "force must be true or false")
+    except InvalidInput as exc:
+        work.items.append(Rejection(None, exc))
+        return work
+    options: dict[str, Any] = {"force": True} if force else {}
+    disk_format = job.get("disk_format")
+    if disk_format in ("vhd", "zvhd", "zvhd2", "raw", "qcow2"):
+        options["disk_format"] = disk_format
+    work.plans.append(
+        PlanRequest(
+            policy="chat",
+            template=template,
+            time=when,
+            options=options,
+            server_ids=(str(server_id),),
+        )
+    )
+    return work
+
+
+def slack_url(value: object) -> str | None:
+    """Slack's response_url, only when it is an https URL of Slack's hooks host."""
+    if not isinstance(value, str) or len(value) > 1024:
+        return None
+    parts = urlsplit(value)
+    return value if parts.scheme == "https" and parts.hostname in SLACK_HOSTS else None

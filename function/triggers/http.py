@@ -1,0 +1,39 @@
+"""API Gateway events: decode the envelope once, then hand the request to the Slack or the
+webhook trigger by its signature headers and content type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from function.apig import BODY_TOO_LARGE, decode_apig, is_apig
+from function.config import Settings
+from function.errors import InvalidInput
+from function.runtime import Runtime
+from function.triggers import slack, webhook
+from function.work import Work
+
+NAME = "webhook"
+
+
+def matches(event: object) -> bool:
+    return is_apig(event)
+
+
+def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+    try:
+        request = decode_apig(event)
+    except InvalidInput as exc:
+        work = Work(NAME, runtime.request_id)
+        status = 413 if exc.code == BODY_TOO_LARGE else 400
+        work.response = webhook.error_response(status, exc.code, exc.message, exc.field)
+        return work
+    if slack.matches(request):
+        return slack.parse(request, settings, runtime)
+    if webhook.matches(request):
+        return webhook.parse(request, settings, runtime)
+    work = Work(NAME, request.request_id or runtime.request_id)
+    work.response = webhook.error_response(
+        401, "Unauthorized", "unsigned request: sign it as a Standard Webhook or a Slack command"
+    )
+    return work

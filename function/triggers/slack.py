@@ -1,0 +1,143 @@
+"""Slack slash command (APIG, form-encoded, Slack-signed).
+
+Replies within Slack's 3 s: a single volume is exported at once and the reply names the
+image; a server's disks are handed to an asynchronous self-invocation whose outcome goes to
+``response_url``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from function import chat
+from function.apig import ApigRequest, apig_response
+from function.config import Settings
+from function.errors import InvalidInput
+from function.runtime import Runtime
+from function.signatures import SignatureError, verify_slack
+from function.triggers.webhook import unauthorized
+from function.work import PlanRequest, Work
+
+NAME = "chat"
+VOLUME_TEMPLATE = "{volume_name}-chat-{time:%Y%m%d-%H%M%S}"
+SERVER_TEMPLATE = "{server_name}-{volume_name}-chat-{time:%Y%m%d-%H%M%S}"
+JOB_KEY = "evs_export_chat_job"
+
+
+def matches(request: ApigRequest) -> bool:
+    return request.header("x-slack-signature") is not None or (
+        request.media_type == "application/x-www-form-urlencoded"
+        and b"ssl_check=1" in request.raw_body
+    )
+
+
+def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
+    work = Work(NAME, (request.request_id or runtime.request_id)[:128])
+    if _is_ssl_check(request):
+        work.response = apig_response(200, "", {"Content-Type": "text/plain"})
+        return work
+    now = int(runtime.clock().timestamp())
+    try:
+        verify_slack(request.raw_body, request.headers, settings.slack_signing_secret, now)
+    except SignatureError as exc:
+        work.response = unauthorized(exc)
+        return work
+    try:
+        cmd = chat.parse_form(request.raw_body)
+    except InvalidInput as exc:
+        work.response = reply(chat.ephemeral(f"That command could not be read: {exc.message}"))
+        return work
+    refusal = chat.is_allowed(cmd, settings.chat_allowed_users, settings.chat_allowed_channels)
+    if refusal is not None:
+        work.response = reply(chat.ephemeral(refusal))
+        return work
+    try:
+        command = chat.parse_text(cmd.text)
+    except InvalidInput as exc:
+        hint = f"Type `{cmd.command or '/evs-export'} help` for the syntax."
+        work.response = reply(chat.ephemeral(f"{exc.message}\n{hint}"))
+        return work
+    when = _request_time(request, runtime)
+    if isinstance(command, chat.HelpCommand):
+        work.response = reply(chat.ephemeral(chat.help_text(cmd.command or "/evs-export")))
+    elif isinstance(command, chat.StatusCommand):
+        work.image_query = command.image_id
+        work.respond = lambda result: reply(status_message(command.image_id, result))
+    elif isinstance(command, chat.ExportCommand):
+        options: dict[str, Any] = {}
+        if command.force:
+            options["force"] = True
+        if command.disk_format:
+            options["disk_format"] = command.disk_format
+        if command.container_format:
+            options["container_format"] = command.container_format
+        if command.os_type:
+            options["__os_type"] = command.os_type
+        # A typed name holds no braces (the naming rules forbid them), so it renders as is.
+        template = command.image_name or VOLUME_TEMPLATE
+        work.plans.append(
+            PlanRequest(
+                policy="chat",
+                template=template,
+                time=when,
+                options=options,
+                volume_ids=(command.volume_id,),
+            )
+        )
+        work.respond = lambda result: reply(chat.results_message(result["results"]))
+    else:
+        job = {
+            "server_id": command.server_id,
+            "force": command.force,
+            "disk_format": command.disk_format,
+            "image_name": command.image_name or SERVER_TEMPLATE,
+            "time": int(when.timestamp()),
+            "response_url": cmd.response_url,
+            "user_id": cmd.user_id,
+            "channel_id": cmd.channel_id,
+            "correlation_id": work.correlation_id,
+        }
+        work.handoff = {JOB_KEY: job}
+        work.respond = lambda result: reply(handoff_message(command.server_id, result))
+    return work
+
+
+def reply(message: dict[str, Any]) -> dict[str, Any]:
+    return apig_response(200, message)
+
+
+def status_message(image_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    image = result.get("image")
+    if not isinstance(image, dict):
+        error = result.get("error") or {}
+        return chat.ephemeral(f"Image {image_id}: {error.get('message', 'not found')}")
+    name, status = image.get("name", ""), image.get("status", "unknown")
+    return chat.ephemeral(f"Image {image_id} ({name}) is {status}.")
+
+
+def handoff_message(server_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    handoff = result.get("handoff") or {}
+    if handoff.get("error"):
+        return chat.ephemeral(
+            f"Could not start the export of server {server_id}: {handoff['error']['message']}"
+        )
+    return chat.ephemeral(
+        f"Exporting every disk of server {server_id}: the results will be posted here when done."
+    )
+
+
+def _is_ssl_check(request: ApigRequest) -> bool:
+    if request.media_type != "application/x-www-form-urlencoded":
+        return False
+    try:
+        return chat.parse_form(request.raw_body).ssl_check
+    except InvalidInput:
+        return False
+
+
+def _request_time(request: ApigRequest, runtime: Runtime) -> datetime:
+    ts = request.header("x-slack-request-timestamp") or ""
+    if ts.isdigit():
+        return datetime.fromtimestamp(int(ts), timezone.utc)
+    return runtime.clock()
