@@ -123,11 +123,54 @@ def run_work(
             for o in orders
         }
     to_send = [o for o in orders if id(o) not in settled]
-    exporter = Exporter(EvsClient(client), ImsClient(client), settings.max_concurrency)
+    exporter = Exporter(EvsClient(client), ImsClient(client), settings.max_concurrency, runtime)
     settled.update({id(o): out for o, out in zip(to_send, exporter.run(to_send), strict=True)})
+    deferred = [o for o in orders if settled[id(o)].kind == "deferred"]
+    if deferred:
+        settled.update(hand_on(work, deferred, client, settings, runtime, planner.notes))
     return [
         settled[id(i)] if isinstance(i, ExportOrder) else _settled(i) for i in items
     ], planner.notes
+
+
+def hand_on(
+    work: Work,
+    deferred: list[ExportOrder],
+    client: CloudClient,
+    settings: Settings,
+    runtime: Runtime,
+    notes: list[str],
+) -> dict[int, Outcome]:
+    """Hand the orders the budget did not cover to an asynchronous invocation of this
+    function; if that is impossible they end ``failed`` here, never silently dropped."""
+    from function.cloud.functiongraph import FunctionGraphClient
+    from function.triggers import continuation
+
+    error: ExportError | None = None
+    if work.hop >= continuation.MAX_HOPS:
+        error = ExportError(
+            "HopLimitReached",
+            f"the time budget ran out {continuation.MAX_HOPS} invocations in a row; "
+            "raise the function's timeout or narrow the selection",
+        )
+    else:
+        try:
+            urn = function_urn(settings, runtime)
+            event = continuation.build(work, deferred)
+            request_id = FunctionGraphClient(client).invoke_async(urn, event)
+        except ExportError as exc:
+            error = ExportError("ContinuationFailed", f"could not hand the rest on: {exc.message}")
+        else:
+            notes.append(
+                f"{len(deferred)} volume(s) handed to asynchronous invocation {request_id}"
+            )
+            log.info("work handed on", deferred=len(deferred), async_request_id=request_id)
+            return {}
+    error.outcome = "failed"
+    log.error("deferred work not handed on", error=error.as_dict(), volumes=len(deferred))
+    return {
+        id(o): Outcome("failed", o.volume_id, o.image_name, error=error, order=o) for o in deferred
+    }
 
 
 def _settled(item: ExportOrder | Rejection | Outcome, error: ExportError | None = None) -> Outcome:

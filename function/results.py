@@ -75,6 +75,7 @@ def outcome_event(ctx: EventContext, outcome: Outcome) -> dict[str, Any]:
             data["request_id"] = outcome.error.request_id
     if outcome.reason is not None:
         data["reason"] = outcome.reason
+    data.update(outcome.extra)
     return cloud_event(ctx, event_type(outcome.kind), outcome.volume_id, data)
 
 

@@ -75,6 +75,8 @@ class Work:
     handoff: dict[str, Any] | None = None  # an event to run asynchronously instead
     image_query: str | None = None  # an image whose IMS status the reply shows
     response_url: str | None = None  # Slack's reply URL for chat-triggered work
+    hop: int = 0  # place in a chain of continuations (0: the first invocation)
+    tasks: list[str] = field(default_factory=list)  # lifecycle: "reconcile", "retention"
 
 
 @dataclass(frozen=True)

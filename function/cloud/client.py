@@ -26,29 +26,45 @@ SAFETY_MARGIN_MS = 3000
 
 
 class Limiter:
-    """Bounds requests in flight and their rate, shared by every client of one invocation."""
+    """Bounds requests in flight and their rate, shared by every client of one invocation.
+
+    A 429 slows the whole invocation down (the rate halves, and every request waits out the
+    ``Retry-After``); each success wins back a little of the configured rate (AIMD).
+    """
+
+    MIN_RATE = 0.5
 
     def __init__(
-        self, max_in_flight: int, per_second: float, sleep: Callable[[float], None]
+        self,
+        max_in_flight: int,
+        per_second: float,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._interval = 1.0 / per_second
+        self.max_rate = per_second
+        self.rate = per_second
         self._next = 0.0
+        self._pause_until = 0.0
         self._lock = threading.Lock()
         self._sleep = sleep
+        self._clock = clock
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.sent = 0
+        self.throttles = 0
 
     def __enter__(self) -> Limiter:
         with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self._interval
+            now = self._clock()
+            start = max(now, self._next, self._pause_until)
+            self._next = start + 1.0 / self.rate
         if start > now:
             self._sleep(start - now)
         self._slots.acquire()
         with self._lock:
             self.in_flight += 1
+            self.sent += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return self
 
@@ -56,6 +72,21 @@ class Limiter:
         with self._lock:
             self.in_flight -= 1
         self._slots.release()
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The API said 429: halve the rate and hold every request for ``retry_after``."""
+        with self._lock:
+            self.throttles += 1
+            self.rate = max(self.MIN_RATE, self.rate / 2)
+            if retry_after:
+                self._pause_until = max(
+                    self._pause_until, self._clock() + min(retry_after, RETRY_AFTER_CAP)
+                )
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self.rate < self.max_rate:
+                self.rate = min(self.max_rate, self.rate + max(0.5, self.max_rate / 20))
 
 
 class Retrier:
@@ -122,7 +153,6 @@ class CloudClient:
             settings.max_concurrency, settings.max_requests_per_second, runtime.sleep
         )
         self.retrier = Retrier(runtime, settings.max_attempts)
-        self.sent = 0
 
     @property
     def project_id(self) -> str:
@@ -154,7 +184,6 @@ class CloudClient:
         remaining = self.runtime.remaining_ms() / 1000 - SAFETY_MARGIN_MS / 1000
         read_timeout = max(1.0, min(self.settings.read_timeout, remaining))
         with self.limiter:
-            self.sent += 1
             resp = self.transport.send(
                 method,
                 request.url,
@@ -166,7 +195,10 @@ class CloudClient:
             code, message = parse_error_body(resp.json(), resp.status)
             error = ApiError(resp.status, code, message, resp.request_id)
             error.retry_after = parse_retry_after(resp.header("Retry-After"), self.runtime)
+            if resp.status == 429:
+                self.limiter.throttled(error.retry_after)
             raise error
+        self.limiter.succeeded()
         return resp
 
     def call(

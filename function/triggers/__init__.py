@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from function.triggers import chat_job, cts, direct, http, timer
+from function.triggers import chat_job, continuation, cts, direct, http, timer
 
-TRIGGERS: list[ModuleType] = [http, timer, cts, chat_job, direct]
+TRIGGERS: list[ModuleType] = [http, timer, cts, chat_job, continuation, direct]
