@@ -1,0 +1,106 @@
+"""Injected faults: error statuses, throttling, latency and connection resets."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+THROTTLED = {
+    "error_code": "APIG.0308",
+    "error_msg": "The throttling threshold has been reached: policy user over ratelimit,"
+    " limit:10, time:1 second",
+}
+UNAVAILABLE = {"error": {"code": "EVS.5503", "message": "Service unavailable."}}
+
+
+@dataclass
+class Fault:
+    """One fault rule, applied to the next `times` requests it matches (-1 = forever).
+
+    `method` None or "*" matches any method; `path` is a regex searched in the decoded path.
+    `status` answers with that status (and `body`, or a default) without processing;
+    `reset="before"` drops the connection without processing, `"after"` processes the
+    request (state changes) then drops it; `latency` delays the request by that many seconds.
+    """
+
+    method: str | None = None
+    path: str = ""
+    status: int | None = None
+    retry_after: str | None = None
+    body: dict[str, Any] | None = None
+    reset: str | None = None
+    latency: float = 0.0
+    times: int = 1
+    hits: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.reset not in (None, "before", "after"):
+            raise ValueError(f"reset must be 'before', 'after' or None, not {self.reset!r}")
+        if self.reset is not None and self.status is not None:
+            raise ValueError("a fault either answers with a status or resets, not both")
+        if self.times == 0 or self.times < -1:
+            raise ValueError("times must be a positive count or -1 (forever)")
+        if self.latency < 0:
+            raise ValueError("latency must be >= 0")
+        re.compile(self.path)
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this rule applies to a request (ignoring how often it has fired)."""
+        if self.method not in (None, "*") and self.method.upper() != method.upper():
+            return False
+        return re.search(self.path, path) is not None
+
+    def default_body(self) -> dict[str, Any]:
+        """The body sent for a status fault when none was given."""
+        if self.body is not None:
+            return self.body
+        if self.status == 429:
+            return THROTTLED
+        if self.status is not None and self.status >= 500:
+            return UNAVAILABLE
+        return {"error_code": "FAKE.0001", "error_msg": f"Injected fault (HTTP {self.status})."}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, for the control routes."""
+        return asdict(self)
+
+
+class Faults:
+    """The ordered, thread-safe set of active fault rules; the first match wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[Fault] = []
+
+    def add(self, fault: Fault) -> Fault:
+        """Activate `fault` and return it."""
+        with self._lock:
+            self._rules.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first rule matching the request, counting one use of it."""
+        with self._lock:
+            for fault in self._rules:
+                if fault.matches(method, path):
+                    fault.hits += 1
+                    if fault.times != -1 and fault.hits >= fault.times:
+                        self._rules.remove(fault)
+                    return fault
+        return None
+
+    def __iter__(self) -> Iterator[Fault]:
+        with self._lock:
+            return iter(list(self._rules))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rules)

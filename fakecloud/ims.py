@@ -1,0 +1,497 @@
+"""IMS: private images, export progress (immediate, after N polls, after a duration), tags."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from fakecloud.base import (
+    ApiError,
+    BadJson,
+    Reply,
+    Request,
+    Route,
+    iso_z,
+    json_reply,
+    parse_json,
+    parse_time,
+    route,
+)
+from fakecloud.evs import parse_tag_query, tags_match
+
+if TYPE_CHECKING:
+    from fakecloud.core import FakeCloud
+    from fakecloud.evs import Volume
+
+MODES = ("immediate", "polls", "duration")
+OUTCOMES = ("active", "killed")
+FINAL = ("active", "killed")
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 1000
+MAX_TAGS = 10
+_FORBIDDEN_TAG_CHARS = re.compile(r"[=*<>\\,|/]")
+_FIELDS = ("disk_format", "container_format", "os_type", "source_volume_id", "min_disk")
+
+
+@dataclass
+class ExportJob:
+    """How an image made by an export moves to its final status, and which volume to restore."""
+
+    mode: str
+    after: float
+    outcome: str
+    volume_id: str
+    previous_status: str
+    started_at: datetime
+    polls: int = 0
+
+
+@dataclass
+class Image:
+    """One private image; `extra` holds further fields rendered into its JSON view."""
+
+    id: str
+    name: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+    disk_format: str = "vhd"
+    container_format: str = "bare"
+    os_type: str = "linux"
+    source_volume_id: str | None = None
+    min_disk: int = 0
+    protected: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    job: ExportJob | None = field(default=None, repr=False, compare=False)
+    seq: int = field(default=0, repr=False, compare=False)
+
+
+def ims_error(status: int, code: str, message: str) -> ApiError:
+    """The IMS `{"error_code", "error_msg"}` body."""
+    return ApiError(status, {"error_code": code, "error_msg": message})
+
+
+def bad_param(message: str) -> ApiError:
+    """IMG.0001 (the fake's code for an invalid parameter or body)."""
+    return ims_error(400, "IMG.0001", message)
+
+
+def not_found(image_id: str) -> ApiError:
+    """IMG.0027 for an unknown image."""
+    return ims_error(404, "IMG.0027", f"The image {image_id} cannot be found.")
+
+
+class ImsBackend:
+    """IMS state for one project and region, and the export progress settings."""
+
+    def __init__(self, cloud: FakeCloud) -> None:
+        self._cloud = cloud
+        self._images: dict[str, Image] = {}
+        self._seq = 0
+        self.mode = "immediate"
+        self.after = 0.0
+        self.outcome = "active"
+        self.outcomes: dict[str, str] = {}
+
+    @property
+    def images(self) -> dict[str, Image]:
+        """The images by ID, with timed progress applied first."""
+        self.sweep()
+        return self._images
+
+    def reset(self) -> None:
+        """Forget every image and restore the default progress (immediate, active)."""
+        self._images.clear()
+        self.mode, self.after, self.outcome = "immediate", 0.0, "active"
+        self.outcomes.clear()
+
+    def set_progress(
+        self, mode: str = "immediate", after: float = 0, outcome: str = "active"
+    ) -> None:
+        """How images made by later exports finish.
+
+        `immediate`: active (or `outcome`) at once; `polls`: after `after` reads of the image
+        (GET, or a list or tag query returning it), the first read seeing `queued`, later ones
+        `saving`; `duration`: once `after` seconds of the fake clock have passed.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
+        if after < 0:
+            raise ValueError("after must be >= 0")
+        with self._cloud.lock:
+            self.mode, self.after, self.outcome = mode, float(after), outcome
+
+    def set_outcome(self, image_name: str, outcome: str) -> None:
+        """Make exports to `image_name` end in `outcome` whatever the default."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
+        with self._cloud.lock:
+            self.outcomes[image_name] = outcome
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def add_image(
+        self,
+        id: str | None = None,
+        name: str = "x",
+        status: str = "active",
+        tags: dict[str, str] | None = None,
+        created_at: datetime | None = None,
+        protected: bool = False,
+        **extra: Any,
+    ) -> Image:
+        """Create (or replace) an image; known fields in `extra` set the attribute."""
+        now = self._cloud.now()
+        if "__os_type" in extra:
+            extra["os_type"] = extra.pop("__os_type")
+        known = {k: extra.pop(k) for k in _FIELDS if k in extra}
+        updated = extra.pop("updated_at", None)
+        image = Image(
+            id=id or str(uuid.uuid4()),
+            name=name,
+            status=status,
+            created_at=created_at or now,
+            updated_at=updated or created_at or now,
+            tags=dict(tags or {}),
+            protected=protected,
+            extra=extra,
+            seq=self._next_seq(),
+            **known,
+        )
+        with self._cloud.lock:
+            self._images[image.id] = image
+        return image
+
+    def create_export_image(
+        self,
+        *,
+        name: str,
+        volume: Volume,
+        previous_status: str,
+        disk_format: str,
+        container_format: str,
+        os_type: str,
+    ) -> Image:
+        """The image an export makes, with its progress job."""
+        now = self._cloud.now()
+        outcome = self.outcomes.get(name, self.outcome)
+        job = ExportJob(self.mode, self.after, outcome, volume.id, previous_status, now)
+        image = Image(
+            id=str(uuid.uuid4()),
+            name=name,
+            status="queued",
+            created_at=now,
+            updated_at=now,
+            disk_format=disk_format,
+            container_format=container_format,
+            os_type=os_type,
+            source_volume_id=volume.id,
+            min_disk=volume.size,
+            extra={"__data_origin": f"volume,{volume.id}"},
+            job=job,
+            seq=self._next_seq(),
+        )
+        self._images[image.id] = image
+        if job.mode == "immediate" or (job.mode == "duration" and job.after <= 0):
+            self._finish(image)
+        return image
+
+    def _finish(self, image: Image) -> None:
+        job = image.job
+        if job is None or image.status in FINAL:
+            return
+        image.status = job.outcome
+        image.updated_at = self._cloud.now()
+        volume = self._cloud.evs._volumes.get(job.volume_id)
+        if volume is not None and volume.status == "uploading":
+            volume.status = job.previous_status
+            volume.updated_at = image.updated_at
+
+    def poll(self, image: Image) -> None:
+        """Count one read of `image` (polls mode)."""
+        job = image.job
+        if job is None or job.mode != "polls" or image.status in FINAL:
+            return
+        job.polls += 1
+        if job.polls > job.after:
+            self._finish(image)
+        elif job.polls > 1:
+            image.status = "saving"
+
+    def sweep(self) -> None:
+        """Apply the fake clock to images in duration mode."""
+        with self._cloud.lock:
+            now = self._cloud.now()
+            for image in self._images.values():
+                job = image.job
+                if job is None or job.mode != "duration" or image.status in FINAL:
+                    continue
+                elapsed = (now - job.started_at).total_seconds()
+                if elapsed >= job.after:
+                    self._finish(image)
+                elif elapsed > 0:
+                    image.status = "saving"
+
+    def image_dict(self, image: Image) -> dict[str, Any]:
+        """The JSON view of an image as IMS lists it (tags as `key.value` strings)."""
+        out: dict[str, Any] = {
+            "id": image.id,
+            "name": image.name,
+            "status": image.status,
+            "visibility": "private",
+            "__imagetype": "private",
+            "owner": self._cloud.project_id,
+            "protected": image.protected,
+            "disk_format": image.disk_format,
+            "container_format": image.container_format,
+            "min_disk": image.min_disk,
+            "min_ram": 0,
+            "size": 0,
+            "__os_type": image.os_type,
+            "__platform": "Windows" if image.os_type == "windows" else "Linux",
+            "__isregistered": "true",
+            "__image_source_type": "uvp.vm",
+            "virtual_env_type": "FusionCompute",
+            "created_at": iso_z(image.created_at),
+            "updated_at": iso_z(image.updated_at),
+            "tags": [f"{k}.{v}" for k, v in image.tags.items()],
+            "self": f"/v2/images/{image.id}",
+            "file": f"/v2/images/{image.id}/file",
+            "schema": "/v2/schemas/image",
+        }
+        if image.source_volume_id is not None:
+            out["__data_origin"] = f"volume,{image.source_volume_id}"
+        out.update(image.extra)
+        return out
+
+
+def _split_tag(raw: str) -> tuple[str, str]:
+    """`key=value` (PLATFORM.md) or `key.value` (IMS docs) -> (key, value)."""
+    for sep in ("=", "."):
+        if sep in raw:
+            key, value = raw.split(sep, 1)
+            return key, value
+    return raw, ""
+
+
+def _time_filter(raw: str, name: str) -> tuple[str, datetime]:
+    op, sep, when = raw.partition(":")
+    if not sep or op not in ("gt", "gte", "lt", "lte", "eq", "neq"):
+        raise bad_param(f"Invalid {name} filter {raw!r}: expected <gt|gte|lt|lte|eq|neq>:<time>.")
+    try:
+        return op, parse_time(when)
+    except ValueError as exc:
+        raise bad_param(f"Invalid {name} filter {raw!r}: bad time.") from exc
+
+
+def _compare(op: str, left: datetime, right: datetime) -> bool:
+    left = left.replace(microsecond=0)
+    return {
+        "gt": left > right,
+        "gte": left >= right,
+        "lt": left < right,
+        "lte": left <= right,
+        "eq": left == right,
+        "neq": left != right,
+    }[op]
+
+
+def _image(cloud: FakeCloud, m: re.Match[str]) -> Image:
+    image = cloud.ims._images.get(m.group("image_id"))
+    if image is None:
+        raise not_found(m.group("image_id"))
+    return image
+
+
+def list_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
+    """GET /v2/cloudimages: filters, created_at ranges, tags, limit/marker paging.
+
+    Every image matching the filters other than `status` counts one poll.
+    """
+    q = req.query
+    raw_limit = req.arg("limit")
+    limit = DEFAULT_LIMIT
+    if raw_limit is not None:
+        if not re.fullmatch(r"\d+", raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise bad_param(f"Invalid limit {raw_limit!r}: must be an integer 1-{MAX_LIMIT}.")
+        limit = int(raw_limit)
+    times = [
+        (attr, *_time_filter(raw, attr))
+        for attr in ("created_at", "updated_at")
+        for raw in q.get(attr, [])
+    ]
+    tags = [_split_tag(raw) for raw in q.get("tag", [])]
+    plain = {
+        key: req.arg(key)
+        for key in ("id", "name", "__imagetype", "owner", "disk_format", "container_format")
+    }
+    sort_key = req.arg("sort_key") or "created_at"
+    sort_dir = req.arg("sort_dir") or "desc"
+    if sort_key not in ("created_at", "updated_at", "name", "id", "status") or sort_dir not in (
+        "asc",
+        "desc",
+    ):
+        raise bad_param(f"Invalid sort {sort_key!r} {sort_dir!r}.")
+
+    def visible(image: Image) -> bool:
+        view = cloud.ims.image_dict(image)
+        for key, wanted in plain.items():
+            if wanted is None:
+                continue
+            have = "private" if key == "__imagetype" else view.get(key)
+            if str(have) != wanted:
+                return False
+        if not all(image.tags.get(k) == v for k, v in tags):
+            return False
+        return all(_compare(op, getattr(image, attr), when) for attr, op, when in times)
+
+    candidates = [image for image in cloud.ims._images.values() if visible(image)]
+    for image in candidates:
+        cloud.ims.poll(image)
+    status = req.arg("status")
+    found = [image for image in candidates if status is None or image.status == status]
+    found.sort(
+        key=lambda image: (str(getattr(image, sort_key)), image.seq), reverse=sort_dir == "desc"
+    )
+    marker = req.arg("marker")
+    if marker is not None:
+        ids = [image.id for image in found]
+        if marker not in ids:
+            raise bad_param(f"Invalid marker {marker!r}: no such image in this listing.")
+        found = found[ids.index(marker) + 1 :]
+    page = found[:limit]
+    params = [(k, v) for k, v in req.query_pairs if k != "marker"]
+    body: dict[str, Any] = {
+        "images": [cloud.ims.image_dict(image) for image in page],
+        "first": f"/v2/cloudimages?{urlencode(params)}" if params else "/v2/cloudimages",
+        "schema": "/v2/schemas/images",
+    }
+    if len(found) > limit:
+        body["next"] = f"/v2/cloudimages?{urlencode([*params, ('marker', page[-1].id)])}"
+    return json_reply(200, body, req)
+
+
+def show_image(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
+    """GET /v2/images/{id}; counts one poll."""
+    image = _image(cloud, m)
+    cloud.ims.poll(image)
+    return json_reply(200, cloud.ims.image_dict(image), req)
+
+
+def delete_image(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
+    """DELETE /v2/images/{id}: not protected ones, not while queued or saving."""
+    image = _image(cloud, m)
+    if image.protected:
+        raise ims_error(400, "IMG.0028", "The image is protected and cannot be deleted.")
+    if image.status in ("queued", "saving"):
+        raise ims_error(400, "IMG.0090", "The image being created cannot be deleted.")
+    del cloud.ims._images[image.id]
+    return json_reply(204, None, req)
+
+
+def _check_tag_text(text: Any, what: str, low: int, high: int) -> str:
+    if not isinstance(text, str) or not low <= len(text) <= high:
+        raise bad_param(f"Tag {what} {text!r} must be a string of {low}-{high} characters.")
+    if _FORBIDDEN_TAG_CHARS.search(text) or text != text.strip(" "):
+        raise bad_param(
+            f"Tag {what} {text!r} must not contain = * < > \\ , | / nor start or end with a space."
+        )
+    return text
+
+
+def tag_action(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
+    """POST /v2/{project}/images/{id}/tags/action: create (upsert) or delete tags; 204."""
+    image = _image(cloud, m)
+    try:
+        body = parse_json(req)
+    except BadJson as exc:
+        raise bad_param(str(exc)) from exc
+    if not isinstance(body, dict) or body.get("action") not in ("create", "delete"):
+        raise bad_param("The body must be {'action': 'create'|'delete', 'tags': [...]}.")
+    tags = body.get("tags")
+    if not isinstance(tags, list) or not tags or not all(isinstance(t, dict) for t in tags):
+        raise bad_param("'tags' must be a non-empty list of {key, value} objects.")
+    keys = [t.get("key") for t in tags]
+    if len(set(map(str, keys))) != len(keys):
+        raise bad_param("Tag keys in one request must be unique.")
+    if body["action"] == "create":
+        pairs = [
+            (
+                _check_tag_text(t.get("key"), "key", 1, 36),
+                _check_tag_text(t.get("value"), "value", 0, 43),
+            )
+            for t in tags
+        ]
+        merged = {**image.tags, **dict(pairs)}
+        if len(merged) > MAX_TAGS:
+            raise bad_param(f"An image can have at most {MAX_TAGS} tags.")
+        image.tags = merged
+    else:
+        for t in tags:
+            key = t.get("key")
+            if not isinstance(key, str) or not 1 <= len(key) <= 127:
+                raise bad_param(f"Tag key {key!r} must be a string of 1-127 characters.")
+            value = t.get("value")
+            if value is not None and (not isinstance(value, str) or len(value) > 255):
+                raise bad_param(f"Tag value {value!r} must be a string of 0-255 characters.")
+            if key in image.tags and (value is None or image.tags[key] == value):
+                del image.tags[key]
+    image.updated_at = cloud.now()
+    return json_reply(204, None, req)
+
+
+def list_tags(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
+    """GET /v2/{project}/images/{id}/tags."""
+    image = _image(cloud, m)
+    tags = [{"key": k, "value": v} for k, v in image.tags.items()]
+    return json_reply(200, {"tags": tags}, req)
+
+
+def filter_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
+    """POST /v2/{project}/images/resource_instances/action: images by tag (string limit/offset)."""
+    try:
+        body = parse_json(req)
+    except BadJson as exc:
+        raise bad_param(str(exc)) from exc
+    action, tags, matches, limit, offset = parse_tag_query(
+        body, string_numbers=True, error=bad_param
+    )
+    found = [
+        image
+        for image in sorted(cloud.ims._images.values(), key=lambda i: i.seq)
+        if tags_match(image.tags, tags) and all(value in image.name for _, value in matches)
+    ]
+    if action == "count":
+        return json_reply(200, {"total_count": len(found)}, req)
+    page = found[offset : offset + limit]
+    for image in page:
+        cloud.ims.poll(image)
+    resources = [
+        {
+            "resource_id": image.id,
+            "resource_name": image.name,
+            "resource_detail": cloud.ims.image_dict(image),
+            "tags": [{"key": k, "value": v} for k, v in image.tags.items()],
+        }
+        for image in page
+    ]
+    return json_reply(200, {"resources": resources, "total_count": len(found)}, req)
+
+
+ROUTES: list[Route] = [
+    route("GET", r"/v2/cloudimages", list_images),
+    route("GET", r"/v2/images/(?P<image_id>[^/]+)", show_image),
+    route("DELETE", r"/v2/images/(?P<image_id>[^/]+)", delete_image),
+    route("POST", r"/v2/{project}/images/resource_instances/action", filter_images),
+    route("POST", r"/v2/{project}/images/(?P<image_id>[^/]+)/tags/action", tag_action),
+    route("GET", r"/v2/{project}/images/(?P<image_id>[^/]+)/tags", list_tags),
+]
