@@ -77,7 +77,7 @@ class Settings:
             return value
 
         region = get("REGION")
-        if region is not None and not _REGION_RE.match(region):
+        if region is not None and not _REGION_RE.fullmatch(region):
             problems.append(
                 ConfigError(
                     "REGION", f"REGION must be a region ID such as cn-north-4, got {region!r}"
@@ -107,7 +107,7 @@ class Settings:
             or get("RUNTIME_PROJECT_ID")
             or get("HUAWEICLOUD_SDK_PROJECT_ID")
         )
-        if project_id is not None and not _PROJECT_RE.match(project_id):
+        if project_id is not None and not _PROJECT_RE.fullmatch(project_id):
             problems.append(ConfigError("PROJECT_ID", "PROJECT_ID must be letters and digits only"))
             project_id = None
 

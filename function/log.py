@@ -55,9 +55,15 @@ class Redactor:
             }
         if isinstance(value, (list, tuple)):
             return [self.scrub(v) for v in value]
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, (bytes, bytearray)):
+            return self.scrub(bytes(value).decode("utf-8", "replace"))
         if isinstance(value, BaseException):
             return self.scrub(repr(value))
-        return value
+        if isinstance(value, (set, frozenset)):
+            return [self.scrub(v) for v in value]
+        return self.scrub(str(value))  # whatever the renderer would print, masked first
 
     def __call__(
         self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]

@@ -46,8 +46,8 @@ def image_name_problem(name: str) -> str | None:
         return f"image_name must be 1 to {IMAGE_NAME_MAX} characters long, got {len(name)}"
     if name[0] == " " or name[-1] == " ":
         return "image_name must not start or end with a space"
-    if not _IMAGE_NAME_RE.match(name):
-        bad = sorted({c for c in name if not _IMAGE_NAME_RE.match(c)})
+    if not _IMAGE_NAME_RE.fullmatch(name):
+        bad = sorted({c for c in name if not _IMAGE_NAME_RE.fullmatch(c)})
         shown = "".join(bad[:10])
         return (
             f"image_name may hold only letters, Chinese characters, digits, '-', '.', '_' and "
@@ -58,7 +58,7 @@ def image_name_problem(name: str) -> str | None:
 
 def is_uuid(value: object) -> bool:
     """True for a canonical 8-4-4-4-12 hexadecimal UUID string, the only IDs put in a path."""
-    return isinstance(value, str) and _UUID_RE.match(value) is not None
+    return isinstance(value, str) and _UUID_RE.fullmatch(value) is not None
 
 
 class UploadImage(BaseModel):
@@ -71,6 +71,13 @@ class UploadImage(BaseModel):
     container_format: ContainerFormat | None = None
     force: StrictBool | None = None
     os_type: OsType | None = Field(default=None, alias="__os_type")
+
+    @field_validator("disk_format", "container_format", "force", "os_type", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null: leave the field out to use the API's default")
+        return value
 
     @field_validator("image_name")
     @classmethod

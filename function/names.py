@@ -46,7 +46,7 @@ def check_template(template: object, field: str = "image_name") -> str:
             raise InvalidInput(
                 field, f"{field}: only {{time:...}} takes a format, not {{{name}:{spec}}}"
             )
-        if name == "time" and spec and not _STRFTIME_OK.match(spec):
+        if name == "time" and spec and not _STRFTIME_OK.fullmatch(spec):
             raise InvalidInput(
                 field, f"{field}: {{time:{spec}}} is not a supported strftime format"
             )

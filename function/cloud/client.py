@@ -181,15 +181,17 @@ class CloudClient:
             query=query,
             body=raw,
         )
-        remaining = self.runtime.remaining_ms() / 1000 - SAFETY_MARGIN_MS / 1000
-        read_timeout = max(1.0, min(self.settings.read_timeout, remaining))
+        # Both timeouts together stay within what is left of the budget.
+        budget = max(1.0, self.runtime.remaining_ms() / 1000 - SAFETY_MARGIN_MS / 1000)
+        connect_timeout = min(self.settings.connect_timeout, budget / 2)
+        read_timeout = min(self.settings.read_timeout, budget - connect_timeout)
         with self.limiter:
             resp = self.transport.send(
                 method,
                 request.url,
                 request.headers,
                 request.body,
-                (self.settings.connect_timeout, read_timeout),
+                (connect_timeout, read_timeout),
             )
         if resp.status >= 400:
             code, message = parse_error_body(resp.json(), resp.status)
@@ -219,7 +221,7 @@ def parse_retry_after(value: str | None, runtime: Runtime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)

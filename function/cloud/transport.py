@@ -104,6 +104,14 @@ class RequestsTransport:
             raise TransportError(
                 code, f"connection failed: {_reason(exc)}", maybe_sent=not refused
             ) from None
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            raise TransportError(
+                "InvalidURL", f"bad URL: {_reason(exc)}", maybe_sent=False
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise TransportError(
                 "HttpError", f"request failed: {_reason(exc)}", maybe_sent=True

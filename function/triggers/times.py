@@ -16,7 +16,9 @@ def parse_time(value: object, field: str) -> datetime | None:
         return None
     if isinstance(value, bool):
         raise InvalidInput(field, f"{field} must be a time, not a boolean")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
+    if isinstance(value, (int, float)) or (
+        isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()
+    ):
         number = float(value)
         if number > _MS_THRESHOLD:
             number /= 1000
