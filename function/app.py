@@ -6,6 +6,7 @@ Every outcome is a return value: errors are mapped to result events here, at the
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ from function.exporter import Exporter
 from function.plan import Planner
 from function.results import EventContext, outcome_event, summarize
 from function.runtime import Runtime
-from function.triggers import TRIGGERS
+from function.triggers import route
 from function.work import ExportOrder, Outcome, Rejection, Work
 
 log = structlog.get_logger("evs_export")
@@ -59,7 +60,7 @@ def invoke(
 def handle(
     event: object, settings: Settings, runtime: Runtime, transport: Transport | None = None
 ) -> dict[str, Any]:
-    trigger = next((t for t in TRIGGERS if t.matches(event)), None)
+    trigger = route(event)
     if trigger is None:
         work = Work("direct", runtime.request_id, [Rejection(None, _unknown_event(event))])
     else:
@@ -80,16 +81,46 @@ def handle(
         new_id=runtime.new_id,
     )
     events = [outcome_event(ctx, o) for o in outcomes]
+    clients: list[CloudClient] = []
+    clients_lock = threading.Lock()
+
+    def connect() -> CloudClient:
+        """One signed client for the life cycle and SMN, built when first needed."""
+        with clients_lock:
+            if not clients:
+                clients.append(build_client(settings, runtime, transport))
+            return clients[0]
+
+    sections: dict[str, Any] = {}
+    if work.tasks:
+        from function.lifecycle import run_tasks
+
+        life = run_tasks(work, outcomes, ctx, connect, settings.max_concurrency)
+        events += life.events
+        notes = [*notes, *life.notes]
+        sections.update(life.sections)
     for ev in events:
-        level = "info" if ev["type"].endswith(("accepted", "skipped", "deferred")) else "warning"
+        level = "warning" if ev["type"].endswith(("rejected", "failed")) else "info"
         getattr(log, level)(ev["type"], cloudevent=ev)
     summary = summarize(events)
-    result: dict[str, Any] = {"results": events, "summary": summary}
+    result: dict[str, Any] = {"results": events, "summary": summary, **sections}
+    if sinks_configured(settings, work):
+        from function.sinks import build_sinks, deliver_all
+
+        sinks = build_sinks(
+            settings, runtime, work, lambda: transport or default_transport(), connect
+        )
+        result["deliveries"] = deliver_all(sinks, events, settings.max_concurrency)
     notes = [n for n in [work.note, *notes] if n]
     if notes:
         result["message"] = "; ".join(notes)
     log.info("invocation summary", summary=summary, notes=notes or None)
     return work.respond(result) if work.respond is not None else result
+
+
+def sinks_configured(settings: Settings, work: Work) -> bool:
+    """Whether result events go anywhere besides the log (webhook, SMN, Slack)."""
+    return bool(settings.result_webhook_url or settings.result_smn_topic_urn or work.response_url)
 
 
 def run_work(
@@ -123,7 +154,16 @@ def run_work(
             for o in orders
         }
     to_send = [o for o in orders if id(o) not in settled]
-    exporter = Exporter(EvsClient(client), ImsClient(client), settings.max_concurrency, runtime)
+    from function.lifecycle import provenance_tagger
+
+    tagger = provenance_tagger(ImsClient(client), work.trigger, runtime.clock)
+    exporter = Exporter(
+        EvsClient(client),
+        ImsClient(client),
+        settings.max_concurrency,
+        runtime,
+        after_accept=tagger,
+    )
     settled.update({id(o): out for o, out in zip(to_send, exporter.run(to_send), strict=True)})
     deferred = [o for o in orders if settled[id(o)].kind == "deferred"]
     if deferred:

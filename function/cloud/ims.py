@@ -1,13 +1,18 @@
-"""IMS: finding images by name or ID (the export's idempotency check)."""
+"""IMS: finding images by name or ID (the export's idempotency check), and the provenance
+tags, tag queries and deletions of the image life cycle."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from function.cloud.client import CloudClient
 from function.cloud.evs import Accepted
+from function.errors import ApiError
 
 PAGE = 500
+TAG_PAGE = 1000  # the most resource_instances returns per request
+GONE_CODES = ("IMG.0027", "IMG.0086", "IMG.0144")  # image not found
 
 
 class ImsClient:
@@ -60,6 +65,47 @@ class ImsClient:
             request_id=None,
             recovered=True,
         )
+
+    def images_by_tag(self, tags: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+        """Images carrying every tag key (with one of its values), as ``resource_instances``
+        lists them (``resource_id``, ``resource_name``, ``resource_detail``, ``tags``);
+        ``limit``/``offset`` pages of 1000, sent as strings as IMS requires."""
+        path = f"/v2/{self.client.project_id}/images/resource_instances/action"
+        wanted = [{"key": k, "values": list(v)} for k, v in tags.items()]
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            body = {
+                "action": "filter",
+                "tags": wanted,
+                "limit": str(TAG_PAGE),
+                "offset": str(offset),
+            }
+            data = self.client.call("ims", "POST", path, body=body).json()
+            page = data.get("resources") if isinstance(data, dict) else None
+            if not isinstance(page, list) or not page:
+                return found
+            found.extend(r for r in page if isinstance(r, dict))
+            offset += len(page)
+            total = data.get("total_count")
+            if len(page) < TAG_PAGE or (isinstance(total, int) and offset >= total):
+                return found
+
+    def tag_image(self, image_id: str, tags: Mapping[str, str]) -> None:
+        """Add or overwrite tags of one image (one request for all of them)."""
+        body = {"action": "create", "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+        path = f"/v2/{self.client.project_id}/images/{image_id}/tags/action"
+        self.client.call("ims", "POST", path, body=body)
+
+    def delete_image(self, image_id: str) -> None:
+        """``DELETE /v2/images/{id}``; an image already gone (after a retried, ambiguous
+        delete) counts as deleted."""
+        try:
+            self.client.call("ims", "DELETE", f"/v2/images/{image_id}")
+        except ApiError as exc:
+            if exc.http_status == 404 or exc.code in GONE_CODES:
+                return
+            raise
 
 
 def _str(value: object) -> str | None:

@@ -12,7 +12,7 @@ from function.errors import InvalidInput
 from function.model import is_uuid
 from function.names import check_template
 from function.runtime import Runtime
-from function.triggers.slack import JOB_KEY
+from function.triggers import CHAT_JOB_KEY as JOB_KEY
 from function.triggers.times import parse_time
 from function.work import PlanRequest, Rejection, Work
 

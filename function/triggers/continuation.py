@@ -11,11 +11,12 @@ from function.config import Settings
 from function.errors import InvalidInput
 from function.model import parse_export
 from function.runtime import Runtime
+from function.triggers import CONTINUATION_KEY
 from function.triggers.chat_job import slack_url
 from function.work import ExportOrder, Rejection, Work
 
 NAME = "continuation"
-KEY = "evs_export_continuation"
+KEY = CONTINUATION_KEY
 MAX_HOPS = 8
 TRIGGERS = ("direct", "timer", "webhook", "chat", "cts")
 

@@ -1,4 +1,5 @@
-"""Direct invocation: the seed's request plus the volume, or a batch ``{"exports": [...]}``.
+"""Direct invocation: the seed's request plus the volume, or a batch ``{"exports": [...]}``,
+or ``{"action": "reconcile"}`` (report the images that finished since the last check).
 
 A batch is all-or-nothing: if any item is invalid, nothing is sent and every item is reported.
 """
@@ -16,13 +17,17 @@ from function.runtime import Runtime
 from function.work import ExportOrder, Rejection, Work
 
 NAME = "direct"
+RECONCILE = "reconcile"  # {"action": "reconcile"}: report finished images (function.lifecycle)
 MAX_BATCH = 1000
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def matches(event: object) -> bool:
     return isinstance(event, Mapping) and (
-        "volume_id" in event or ACTION_KEY in event or "exports" in event
+        "volume_id" in event
+        or ACTION_KEY in event
+        or "exports" in event
+        or event.get("action") == RECONCILE
     )
 
 
@@ -30,6 +35,18 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
     body = dict(event)
     correlation_id = _correlation(body.pop("correlation_id", None), runtime.request_id)
     work = Work(NAME, correlation_id)
+    if body.get("action") == RECONCILE:
+        extra = sorted(set(body) - {"action"})
+        if extra:
+            work.items.append(
+                Rejection(
+                    None,
+                    InvalidInput(extra[0], f"{extra[0]} is not a known field of a reconcile"),
+                )
+            )
+            return work
+        work.tasks.append(RECONCILE)
+        return work
     if "exports" in body:
         extra = sorted(set(body) - {"exports"})
         if extra:
@@ -112,6 +129,6 @@ def _batch(items: object) -> list[ExportOrder | Rejection]:
 
 
 def _correlation(value: object, default: str) -> str:
-    if isinstance(value, str) and _CORRELATION_RE.match(value):
+    if isinstance(value, str) and _CORRELATION_RE.fullmatch(value):
         return value
     return default

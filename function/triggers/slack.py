@@ -16,13 +16,14 @@ from function.config import Settings
 from function.errors import InvalidInput
 from function.runtime import Runtime
 from function.signatures import SignatureError, verify_slack
+from function.triggers import CHAT_JOB_KEY
 from function.triggers.webhook import unauthorized
 from function.work import PlanRequest, Work
 
 NAME = "chat"
 VOLUME_TEMPLATE = "{volume_name}-chat-{time:%Y%m%d-%H%M%S}"
 SERVER_TEMPLATE = "{server_name}-{volume_name}-chat-{time:%Y%m%d-%H%M%S}"
-JOB_KEY = "evs_export_chat_job"
+JOB_KEY = CHAT_JOB_KEY
 
 
 def matches(request: ApigRequest) -> bool:
@@ -138,6 +139,6 @@ def _is_ssl_check(request: ApigRequest) -> bool:
 
 def _request_time(request: ApigRequest, runtime: Runtime) -> datetime:
     ts = request.header("x-slack-request-timestamp") or ""
-    if ts.isdigit():
+    if ts.isascii() and ts.isdigit():
         return datetime.fromtimestamp(int(ts), timezone.utc)
     return runtime.clock()

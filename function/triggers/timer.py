@@ -94,6 +94,7 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
         work.items.append(Rejection(None, exc))
         return work
     work.plans.append(plan_for(policy, when))
+    work.tasks.extend(["reconcile", "retention"])  # every timer run (function.lifecycle)
     return work
 
 

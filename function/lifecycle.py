@@ -1,0 +1,529 @@
+"""The life cycle of the images the function makes: provenance tags when an export is
+accepted, then, on timer runs and ``{"action": "reconcile"}``, one listing of the function's
+images by tag that serves both
+
+* reconcile: each ``active`` image not yet reported becomes one ``evs.export.completed``
+  event, each ``killed`` one ``evs.export.image_failed``; the report is recorded on the image
+  itself (tag ``evs-export-reported``), so no other store is needed and no image is reported
+  twice, and
+* retention: a policy's ``keep: N`` keeps the N newest images that policy made of each volume
+  and deletes older ``active`` and ``killed`` ones, each an ``evs.image.deleted`` event.
+
+The rules (what to report, what to delete) are pure functions over ``ManagedImage``; the
+requests are made by ``run_tasks``, which stops writing when the time budget runs short
+(what is left is picked up by the next run).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import structlog
+
+from function.cloud.client import SAFETY_MARGIN_MS, CloudClient
+from function.cloud.evs import Accepted
+from function.cloud.ims import ImsClient
+from function.errors import ExportError
+from function.results import EventContext, cloud_event
+from function.work import ExportOrder, Outcome, Work
+
+log = structlog.get_logger("evs_export.lifecycle")
+
+MARKER_KEY = "evs-export"
+MARKER_VALUE = "managed"
+VOLUME_KEY = "evs-export-volume"
+POLICY_KEY = "evs-export-policy"
+TRIGGER_KEY = "evs-export-trigger"
+STARTED_KEY = "evs-export-started"
+REPORTED_KEY = "evs-export-reported"
+NO_POLICY = "none"
+
+COMPLETED = "evs.export.completed"
+IMAGE_FAILED = "evs.export.image_failed"
+DELETED = "evs.image.deleted"
+REPORT_KIND = {"active": "completed", "killed": "image_failed"}
+REPORT_TYPE = {"completed": COMPLETED, "image_failed": IMAGE_FAILED}
+IN_PROGRESS = ("queued", "saving")
+DELETABLE = ("active", "killed")
+
+MAX_KEY_CHARS = 36
+MAX_VALUE_CHARS = 43
+WRITE_RESERVE_MS = 5000  # kept back after the last lifecycle write, for delivery and return
+_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+# -- provenance tags -----------------------------------------------------------------------
+
+
+def tag_value(text: str) -> str:
+    """A value IMS accepts: letters, digits, ``.``, ``_`` and ``-``, at most 43 characters.
+    Longer text keeps a prefix and a short hash, so distinct long values stay distinct."""
+    clean = _VALUE_BAD.sub("-", text)
+    if len(clean) <= MAX_VALUE_CHARS:
+        return clean
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return f"{clean[: MAX_VALUE_CHARS - 9]}-{digest}"
+
+
+def policy_value(policy: str | None) -> str:
+    return tag_value(policy) if policy else NO_POLICY
+
+
+def provenance_tags(order: ExportOrder, trigger: str, now: datetime) -> dict[str, str]:
+    """The tags of an image made for ``order``: the marker, volume, policy, trigger, start."""
+    tags = {
+        MARKER_KEY: MARKER_VALUE,
+        VOLUME_KEY: tag_value(order.volume_id),
+        POLICY_KEY: policy_value(order.policy),
+        TRIGGER_KEY: tag_value(trigger),
+        STARTED_KEY: str(int(now.timestamp())),
+    }
+    assert all(_KEY_RE.match(k) for k in tags)
+    return tags
+
+
+def provenance_tagger(
+    ims: ImsClient, trigger: str, clock: Callable[[], datetime]
+) -> Callable[[ExportOrder, Accepted], Mapping[str, Any] | None]:
+    """The exporter's ``after_accept`` hook: tag the new image. A failure never undoes nor
+    hides the export: the accepted event carries ``tagging_error`` instead."""
+
+    def after_accept(order: ExportOrder, accepted: Accepted) -> Mapping[str, Any] | None:
+        tags = provenance_tags(order, trigger, clock())
+        try:
+            ims.tag_image(accepted.image_id, tags)
+        except ExportError as exc:
+            log.warning(
+                "could not tag the new image",
+                image_id=accepted.image_id,
+                volume_id=order.volume_id,
+                error=exc.as_dict(),
+            )
+            return {"tagging_error": {"code": exc.code, "message": exc.message}}
+        except Exception as exc:  # a bug in tagging must not cost the accepted export
+            log.exception("tagging crashed", image_id=accepted.image_id)
+            return {
+                "tagging_error": {
+                    "code": "InternalError",
+                    "message": f"unexpected {type(exc).__name__}",
+                }
+            }
+        return None
+
+    return after_accept
+
+
+# -- the listing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManagedImage:
+    """One image from the tag listing (or accepted in this run), with its provenance."""
+
+    id: str
+    name: str
+    status: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def managed(self) -> bool:
+        return self.tags.get(MARKER_KEY) == MARKER_VALUE
+
+    @property
+    def volume_id(self) -> str | None:
+        return self.tags.get(VOLUME_KEY) or None
+
+    @property
+    def policy(self) -> str | None:
+        """The policy tag as written (``none`` for exports outside a policy)."""
+        return self.tags.get(POLICY_KEY) or None
+
+    @property
+    def reported(self) -> str | None:
+        return self.tags.get(REPORTED_KEY) or None
+
+    @property
+    def started(self) -> datetime | None:
+        raw = self.tags.get(STARTED_KEY, "")
+        if raw.isdigit():
+            try:
+                return datetime.fromtimestamp(int(raw), timezone.utc)
+            except (OverflowError, OSError, ValueError):
+                return None
+        return None
+
+    def sort_key(self) -> tuple[datetime, datetime, str, str]:
+        """Age order: created_at, then the started tag, then name and ID (deterministic)."""
+        floor = datetime.min.replace(tzinfo=timezone.utc)
+        return (self.created_at or floor, self.started or floor, self.name, self.id)
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_resource(resource: Mapping[str, Any]) -> ManagedImage | None:
+    """A ``resource_instances`` entry as a ManagedImage (None without an ID)."""
+    detail = resource.get("resource_detail")
+    detail = detail if isinstance(detail, Mapping) else {}
+    image_id = resource.get("resource_id") or detail.get("id")
+    if not isinstance(image_id, str) or not image_id:
+        return None
+    tags: dict[str, str] = {}
+    raw_tags = resource.get("tags")
+    for tag in raw_tags if isinstance(raw_tags, list) else []:
+        if isinstance(tag, Mapping) and isinstance(tag.get("key"), str):
+            value = tag.get("value")
+            tags[str(tag["key"])] = value if isinstance(value, str) else ""
+    name = resource.get("resource_name") or detail.get("name") or ""
+    status = detail.get("status")
+    return ManagedImage(
+        id=image_id,
+        name=str(name),
+        status=status if isinstance(status, str) else None,
+        created_at=parse_time(detail.get("created_at")),
+        updated_at=parse_time(detail.get("updated_at")),
+        tags=tags,
+    )
+
+
+def with_detail(image: ManagedImage, detail: Mapping[str, Any]) -> ManagedImage:
+    """``image`` completed from ``GET /v2/images/{id}`` (when the listing lacked a status)."""
+    status = detail.get("status")
+    return ManagedImage(
+        id=image.id,
+        name=image.name or str(detail.get("name") or ""),
+        status=status if isinstance(status, str) else image.status,
+        created_at=image.created_at or parse_time(detail.get("created_at")),
+        updated_at=parse_time(detail.get("updated_at")) or image.updated_at,
+        tags=image.tags,
+    )
+
+
+def just_accepted(outcomes: Iterable[Outcome], now: datetime) -> list[ManagedImage]:
+    """Images accepted in this run, as the listing would show them (for retention's count,
+    also when tagging them failed; an untagged one is never deleted)."""
+    images: list[ManagedImage] = []
+    for outcome in outcomes:
+        acc, order = outcome.accepted, outcome.order
+        if outcome.kind != "accepted" or acc is None or order is None:
+            continue
+        tags = {VOLUME_KEY: tag_value(order.volume_id), POLICY_KEY: policy_value(order.policy)}
+        if "tagging_error" not in outcome.extra:
+            tags[MARKER_KEY] = MARKER_VALUE
+        images.append(ManagedImage(acc.image_id, acc.image_name, "queued", now, now, tags))
+    return images
+
+
+# -- reconcile (pure) ----------------------------------------------------------------------
+
+
+def to_report(images: Iterable[ManagedImage]) -> list[tuple[ManagedImage, str]]:
+    """Finished images not yet reported, oldest first, with their report kind."""
+    due = [
+        (image, REPORT_KIND[image.status])
+        for image in images
+        if image.managed and image.reported is None and image.status in REPORT_KIND
+    ]
+    return sorted(due, key=lambda pair: pair[0].sort_key())
+
+
+def duration_s(image: ManagedImage) -> int | None:
+    """Seconds from the export's start (its tag, else created_at) to the image's last update."""
+    start = image.started or image.created_at
+    if start is None or image.updated_at is None:
+        return None
+    return max(0, round((image.updated_at - start).total_seconds()))
+
+
+def _policy_out(image: ManagedImage) -> str | None:
+    return None if image.policy in (None, NO_POLICY) else image.policy
+
+
+def report_event(ctx: EventContext, image: ManagedImage, kind: str) -> dict[str, Any]:
+    """The ``evs.export.completed`` / ``evs.export.image_failed`` event of one image."""
+    data: dict[str, Any] = {
+        "volume_id": image.volume_id,
+        "image_id": image.id,
+        "image_name": image.name,
+        "status": image.status,
+        "policy": _policy_out(image),
+        "duration_s": duration_s(image),
+    }
+    if image.tags.get(TRIGGER_KEY):
+        data["export_trigger"] = image.tags[TRIGGER_KEY]
+    return cloud_event(ctx, REPORT_TYPE[kind], image.volume_id, data)
+
+
+# -- retention (pure) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeepRule:
+    """``keep`` images per volume for one policy (its tag value); nothing is deleted when
+    ``dry_run``."""
+
+    policy: str
+    keep: int
+    dry_run: bool = False
+
+
+def keep_rules(work: Work) -> list[KeepRule]:
+    rules: dict[str, KeepRule] = {}
+    for plan in work.plans:
+        if plan.keep is not None and plan.policy:
+            rule = KeepRule(policy_value(plan.policy), plan.keep, plan.dry_run)
+            rules[rule.policy] = rule
+    return list(rules.values())
+
+
+def to_delete(
+    images: Iterable[ManagedImage], rule: KeepRule, reported: Iterable[str] = ()
+) -> list[ManagedImage]:
+    """The images ``rule`` removes, oldest first.
+
+    Per volume, images the policy made are ranked newest first; killed ones do not count
+    (a failed export is no backup). The ``keep`` newest are kept, still queued or saving ones
+    included; older ``active`` ones go, and so do ``killed`` ones older than the last image
+    kept. Never deleted: an image without the managed marker, one still being made, and one
+    whose completion has not been reported (``reported`` adds IDs reported in this run).
+    """
+    done = set(reported)
+    by_volume: dict[str, list[ManagedImage]] = {}
+    for image in images:
+        if image.policy == rule.policy and image.volume_id and image.status != "deleted":
+            by_volume.setdefault(image.volume_id, []).append(image)
+    doomed: list[ManagedImage] = []
+    for group in by_volume.values():
+        ranked = sorted(
+            (i for i in group if i.status != "killed"), key=ManagedImage.sort_key, reverse=True
+        )
+        if len(ranked) < rule.keep:
+            continue
+        cutoff = ranked[rule.keep - 1].sort_key()
+        older = [*ranked[rule.keep :], *(i for i in group if i.status == "killed")]
+        doomed.extend(
+            i
+            for i in older
+            if i.sort_key() < cutoff
+            and i.status in DELETABLE
+            and i.managed
+            and (i.reported is not None or i.id in done)
+        )
+    return sorted(doomed, key=ManagedImage.sort_key)
+
+
+def deleted_event(ctx: EventContext, image: ManagedImage) -> dict[str, Any]:
+    created = image.created_at.isoformat().replace("+00:00", "Z") if image.created_at else None
+    data: dict[str, Any] = {
+        "image_id": image.id,
+        "image_name": image.name,
+        "volume_id": image.volume_id,
+        "policy": _policy_out(image),
+        "created_at": created,
+        "status": image.status,
+    }
+    return cloud_event(ctx, DELETED, image.volume_id, data)
+
+
+# -- running it ----------------------------------------------------------------------------
+
+
+@dataclass
+class LifecycleResult:
+    """Events to add to the invocation's results, notes, and the return value's sections."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
+
+
+class _Budget:
+    """Whether the invocation's remaining time still covers one more write."""
+
+    def __init__(self, remaining_ms: Callable[[], int]) -> None:
+        self.remaining_ms = remaining_ms
+
+    def covers(self) -> bool:
+        return self.remaining_ms() > SAFETY_MARGIN_MS + WRITE_RESERVE_MS
+
+
+def run_tasks(
+    work: Work,
+    outcomes: Sequence[Outcome],
+    ctx: EventContext,
+    connect: Callable[[], CloudClient],
+    max_workers: int,
+) -> LifecycleResult:
+    """Reconcile and/or retention (``work.tasks``) over one listing of the managed images."""
+    result = LifecycleResult()
+    rules = keep_rules(work) if "retention" in work.tasks else []
+    if "reconcile" not in work.tasks and not rules:
+        return result
+    try:
+        client = connect()
+        ims = ImsClient(client)
+        listed = ims.images_by_tag({MARKER_KEY: [MARKER_VALUE]})
+    except ExportError as exc:
+        log.error("could not list the function's images", error=exc.as_dict())
+        result.notes.append(f"life cycle skipped: could not list images ({exc.message})")
+        section = {"error": exc.as_dict()}
+        if "reconcile" in work.tasks:
+            result.sections["reconcile"] = section
+        if rules:
+            result.sections["retention"] = section
+        return result
+    budget = _Budget(client.runtime.remaining_ms)
+    images = [i for i in (parse_resource(r) for r in listed) if i is not None]
+    images = _complete(ims, images, budget)
+    known = {i.id for i in images}
+    images += [i for i in just_accepted(outcomes, ctx.now()) if i.id not in known]
+
+    reported: list[str] = []
+    if "reconcile" in work.tasks:
+        reported = _reconcile(ims, images, ctx, budget, max_workers, result)
+    if rules:
+        _retention(ims, images, rules, reported, ctx, budget, max_workers, result)
+    return result
+
+
+def _complete(ims: ImsClient, images: list[ManagedImage], budget: _Budget) -> list[ManagedImage]:
+    """Fill in the status of listed images whose entry lacked one (one GET each)."""
+    out: list[ManagedImage] = []
+    for image in images:
+        if image.status is None and image.managed and budget.covers():
+            try:
+                image = with_detail(image, ims.get_image(image.id))
+            except ExportError as exc:
+                log.warning("could not read image", image_id=image.id, error=exc.as_dict())
+        out.append(image)
+    return out
+
+
+def _reconcile(
+    ims: ImsClient,
+    images: list[ManagedImage],
+    ctx: EventContext,
+    budget: _Budget,
+    max_workers: int,
+    result: LifecycleResult,
+) -> list[str]:
+    """Report finished images: tag first, then the event, so a report is never repeated."""
+    due = to_report(images)
+
+    def report(pair: tuple[ManagedImage, str]) -> str | ExportError | None:
+        image, kind = pair
+        if not budget.covers():
+            return None
+        try:
+            ims.tag_image(image.id, {REPORTED_KEY: kind})
+        except ExportError as exc:
+            log.warning("could not record a report", image_id=image.id, error=exc.as_dict())
+            return exc
+        return kind
+
+    outcomes = _parallel(report, due, max_workers)
+    counts = {"completed": 0, "image_failed": 0, "not_recorded": 0, "deferred": 0}
+    reported: list[str] = []
+    for (image, kind), done in zip(due, outcomes, strict=True):
+        if isinstance(done, str):
+            result.events.append(report_event(ctx, image, kind))
+            reported.append(image.id)
+            counts[kind] += 1
+        elif done is None:
+            counts["deferred"] += 1
+        else:
+            counts["not_recorded"] += 1
+    counts["in_progress"] = sum(1 for i in images if i.managed and i.status in IN_PROGRESS)
+    if counts["deferred"]:
+        result.notes.append(
+            f"{counts['deferred']} finished image(s) left for the next reconcile (time budget)"
+        )
+    result.sections["reconcile"] = counts
+    return reported
+
+
+def _retention(
+    ims: ImsClient,
+    images: list[ManagedImage],
+    rules: list[KeepRule],
+    reported: list[str],
+    ctx: EventContext,
+    budget: _Budget,
+    max_workers: int,
+    result: LifecycleResult,
+) -> None:
+    section: dict[str, Any] = {"deleted": 0, "failed": []}
+    doomed: list[ManagedImage] = []
+    for rule in rules:
+        chosen = to_delete(images, rule, reported)
+        if rule.dry_run:
+            section.setdefault("dry_run", []).extend(i.id for i in chosen)
+            continue
+        doomed.extend(chosen)
+
+    def delete(image: ManagedImage) -> ExportError | bool | None:
+        if not budget.covers():
+            return None
+        try:
+            ims.delete_image(image.id)
+        except ExportError as exc:
+            return exc
+        return True
+
+    deferred = 0
+    for image, done in zip(doomed, _parallel(delete, doomed, max_workers), strict=True):
+        if done is True:
+            result.events.append(deleted_event(ctx, image))
+            section["deleted"] += 1
+        elif done is None:
+            deferred += 1
+        elif isinstance(done, ExportError):
+            log.warning(
+                "retention could not delete an image",
+                image_id=image.id,
+                volume_id=image.volume_id,
+                error=done.as_dict(),
+            )
+            section["failed"].append(
+                {
+                    "image_id": image.id,
+                    "image_name": image.name,
+                    "volume_id": image.volume_id,
+                    "policy": _policy_out(image),
+                    "error": done.as_dict(),
+                }
+            )
+    if deferred:
+        section["deferred"] = deferred
+        result.notes.append(f"{deferred} image deletion(s) left for the next run (time budget)")
+    result.sections["retention"] = section
+
+
+def _parallel(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:
+    """``fn`` over ``items`` in order, at most ``max_workers`` at a time (the client's limiter
+    bounds the request rate); log keys follow the work into the threads."""
+    if len(items) <= 1 or max_workers <= 1:
+        return [fn(i) for i in items]
+    base = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        return list(pool.map(lambda i: base.copy().run(fn, i), items))
