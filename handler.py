@@ -24,7 +24,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 def _crash_result(exc: Exception) -> dict[str, Any]:
     where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     at = f" at {where[0].name}:{where[0].lineno}" if where else ""
-    event = {
+    event: dict[str, Any] = {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
         "source": "urn:fss:local:function:evs-export",
@@ -38,8 +38,19 @@ def _crash_result(exc: Exception) -> dict[str, Any]:
             "correlation_id": None,
         },
     }
-    line = {"level": "ERROR", "service": "evs-export", "message": "handler crashed"}
-    print(json.dumps({**line, "error": type(exc).__name__}), flush=True)
+    line = {
+        "level": "ERROR",
+        "timestamp": event["time"],
+        "service": "evs-export",
+        "message": "handler crashed",
+        "cold_start": None,
+        "function_name": None,
+        "function_version": None,
+        "request_id": None,
+        "correlation_id": None,
+        "error": event["data"]["error"],
+    }
+    print(json.dumps(line), flush=True)
     return {
         "results": [event],
         "summary": {"accepted": 0, "rejected": 0, "failed": 1, "skipped": 0},

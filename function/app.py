@@ -60,6 +60,7 @@ def invoke(
 def handle(
     event: object, settings: Settings, runtime: Runtime, transport: Transport | None = None
 ) -> dict[str, Any]:
+    logging_setup.REDACTOR.register(settings.secret_values())
     trigger = route(event)
     if trigger is None:
         work = Work("direct", runtime.request_id, [Rejection(None, _unknown_event(event))])
@@ -70,7 +71,7 @@ def handle(
         log.info("answered without export work", trigger=work.trigger)
         return work.response
     if work.handoff is not None or work.image_query is not None:
-        side = side_request(work, settings, runtime, transport)
+        side = logging_setup.REDACTOR.mask(side_request(work, settings, runtime, transport))
         return work.respond(side) if work.respond is not None else side
     outcomes, notes = run_work(work, settings, runtime, transport)
     ctx = EventContext(
@@ -99,6 +100,8 @@ def handle(
         events += life.events
         notes = [*notes, *life.notes]
         sections.update(life.sections)
+    # An API may echo what it was sent: no registered secret leaves in a result or delivery.
+    events = logging_setup.REDACTOR.mask(events)
     for ev in events:
         level = "warning" if ev["type"].endswith(("rejected", "failed")) else "info"
         getattr(log, level)(ev["type"], cloudevent=ev)
@@ -115,6 +118,7 @@ def handle(
     if notes:
         result["message"] = "; ".join(notes)
     log.info("invocation summary", summary=summary, notes=notes or None)
+    result = logging_setup.REDACTOR.mask(result)
     return work.respond(result) if work.respond is not None else result
 
 

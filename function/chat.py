@@ -32,6 +32,7 @@ from function.model import (
     image_name_problem,
     is_uuid,
 )
+from function.names import check_template
 
 MAX_TEXT_CHARS = 4000
 MAX_BLOCKS = 50
@@ -118,7 +119,8 @@ class ExportCommand:
 class ServerCommand:
     """``server <server_id> [force] [format=...] [name=...]``: every disk of the server.
 
-    ``image_name`` may be a template with ``{field}`` placeholders (see ``function.names``).
+    ``image_name`` may be a template with ``{field}`` placeholders, checked by
+    ``function.names.check_template``.
     """
 
     server_id: str
@@ -244,6 +246,7 @@ def parse_text(text: str) -> ChatRequest:
         opts, force = _options(tokens[2:], _SERVER_OPTIONS, "server <server_id>")
         name = opts.get("name")
         if name is not None:
+            check_template(name, "name")
             _check_name(_PLACEHOLDER_RE.sub("x", name))
         return ServerCommand(
             server_id=server_id,

@@ -38,6 +38,20 @@ class Redactor:
         with self._lock:
             self._values = ()
 
+    def mask(self, value: Any) -> Any:
+        """Only the registered secret values masked, anywhere in ``value`` (for results and
+        deliveries, whose keys are never secret)."""
+        if isinstance(value, str):
+            for secret in self._values:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self.mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask(v) for v in value]
+        return value
+
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):
             for secret in self._values:

@@ -12,7 +12,18 @@ from datetime import datetime
 from function.errors import InvalidInput
 from function.model import IMAGE_NAME_CHARS, IMAGE_NAME_MAX
 
-FIELDS = ("volume_id", "volume_name", "server_id", "server_name", "policy", "disk", "time")
+FIELDS = (
+    "volume_id",
+    "volume_name",
+    "server_id",
+    "server_name",
+    "policy",
+    "disk",
+    "delivery",
+    "time",
+)
+# Fields kept whole when a name must be shortened (IDs, and short machine-made values).
+FIXED_FIELDS = frozenset({"volume_id", "server_id", "disk", "delivery", "time"})
 MAX_TEMPLATE = 512
 _UNSAFE = re.compile(rf"[^{IMAGE_NAME_CHARS}]+")
 _DASHES = re.compile(r"-{2,}")
@@ -55,17 +66,39 @@ def check_template(template: object, field: str = "image_name") -> str:
 
 def render(template: str, fields: Mapping[str, str], time: datetime) -> str:
     """Fill the template (``{time:%Y%m%d}`` uses strftime; bare ``{time}`` is
-    ``%Y%m%d-%H%M%S``), then make the result a valid image name."""
-    out: list[str] = []
+    ``%Y%m%d-%H%M%S``), then make the result a valid image name.
+
+    When the name would be too long, the longest name fields are shortened, never the
+    template's own text, the time or the IDs, so names of different days stay different.
+    """
+    fixed: list[bool] = []
+    parts: list[str] = []
     for literal, name, spec, _conv in _FORMATTER.parse(template):
-        out.append(literal)
+        parts.append(_clean(literal))
+        fixed.append(True)
         if name is None:
             continue
         if name == "time":
-            out.append(time.strftime(spec or "%Y%m%d-%H%M%S"))
+            parts.append(_clean(time.strftime(spec or "%Y%m%d-%H%M%S")))
         else:
-            out.append(fields.get(name, ""))
-    return sanitize("".join(out), fallback=fields.get("volume_id", "volume")[:8])
+            parts.append(_clean(fields.get(name, "")))
+        fixed.append(name in FIXED_FIELDS)
+    excess = len("".join(parts)) - IMAGE_NAME_MAX
+    while excess > 0:
+        cuttable = [i for i, f in enumerate(fixed) if not f and parts[i]]
+        if not cuttable:
+            break
+        longest = max(cuttable, key=lambda i: len(parts[i]))
+        keep = max(1, len(parts[longest]) - excess)
+        if keep == len(parts[longest]):
+            break
+        excess -= len(parts[longest]) - keep
+        parts[longest] = parts[longest][:keep]
+    return sanitize("".join(parts), fallback=fields.get("volume_id", "volume")[:8])
+
+
+def _clean(text: str) -> str:
+    return _DASHES.sub("-", _UNSAFE.sub("-", text))
 
 
 def sanitize(name: str, fallback: str = "image") -> str:
@@ -79,15 +112,22 @@ def sanitize(name: str, fallback: str = "image") -> str:
 
 def make_unique(names: Sequence[tuple[str, str]]) -> dict[str, str]:
     """Per volume ID, its name; where volumes share a name, each gets ``-<volume id prefix>``
-    appended (the base is cut so the whole stays within 128 characters)."""
+    appended (the base cut so the whole stays within 128 characters), the prefix growing
+    until the name is taken by no other volume."""
     counts: dict[str, int] = {}
     for _vid, name in names:
         counts[name] = counts.get(name, 0) + 1
+    taken = {name for _vid, name in names if counts[name] == 1}
     result: dict[str, str] = {}
     for vid, name in names:
         if counts[name] > 1:
-            suffix = "-" + vid.replace("-", "")[:8]
-            base = name[: IMAGE_NAME_MAX - len(suffix)].rstrip(" ")
-            name = base + suffix
+            hexid = vid.replace("-", "")
+            for width in range(8, len(hexid) + 1, 4):
+                suffix = "-" + hexid[:width]
+                candidate = name[: IMAGE_NAME_MAX - len(suffix)].rstrip(" ") + suffix
+                if candidate not in taken:
+                    break
+            name = candidate
+        taken.add(name)
         result[vid] = name
     return result

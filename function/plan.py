@@ -75,6 +75,7 @@ class Planner:
             volume = volumes[volume_id]
             owner = servers.get(volume_id)
             fields = {
+                **plan.fields,
                 "volume_id": volume_id,
                 "volume_name": str(volume.get("name") or ""),
                 "server_id": (owner.id if owner else _attached_server(volume)) or "",

@@ -56,6 +56,7 @@ class PlanRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
     server_ids: tuple[str, ...] = ()
     server_tag: tuple[str, str] | None = None  # only servers carrying this tag (CTS)
+    fields: Mapping[str, str] = field(default_factory=dict)  # more template fields
     dry_run: bool = False
     keep: int | None = None
 

@@ -23,6 +23,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0
 SAFETY_MARGIN_MS = 3000
+LOOK_MIN_MS = 1000  # a last lookup is tried while at least this much time is left
 
 
 class Limiter:
@@ -114,20 +115,36 @@ class Retrier:
                 retry_after = exc.retry_after
             except TransportError as exc:
                 error, ambiguous, retry_after = exc, exc.maybe_sent, None
-            if tries >= self.max_attempts:
-                raise error
             delay = self.delay(tries, retry_after)
-            if self.runtime.remaining_ms() - delay * 1000 < SAFETY_MARGIN_MS:
-                raise BudgetExhausted(
+            final: ExportError | None = None
+            if tries >= self.max_attempts:
+                final = error
+            elif self.runtime.remaining_ms() - delay * 1000 < SAFETY_MARGIN_MS:
+                final = BudgetExhausted(
                     f"gave up after {tries} attempt(s): the time budget would not cover a retry "
                     f"({error.message})",
                     error,
                 )
+            if final is not None:
+                found = self._last_look(ambiguous, before_resend)
+                if found is not None:
+                    return found
+                raise final
             self.runtime.sleep(delay)
             if ambiguous and before_resend is not None:
                 found = before_resend()
                 if found is not None:
                     return found
+
+    def _last_look(self, ambiguous: bool, before_resend: Callable[[], T | None] | None) -> T | None:
+        """Before giving up after an ambiguous last attempt, look once more: the work the
+        lost answer was about may have been done."""
+        if not ambiguous or before_resend is None or self.runtime.remaining_ms() < LOOK_MIN_MS:
+            return None
+        try:
+            return before_resend()
+        except ExportError:
+            return None
 
     def delay(self, tries: int, retry_after: float | None) -> float:
         jitter = self.runtime.rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (tries - 1)))

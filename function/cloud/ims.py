@@ -49,7 +49,7 @@ class ImsClient:
         found = [
             i
             for i in self.list_images(name=image_name, __imagetype="private")
-            if i.get("name") == image_name and i.get("status") != "deleted"
+            if i.get("name") == image_name and i.get("status") not in ("killed", "deleted")
         ]
         if not found:
             return None

@@ -9,7 +9,7 @@ from typing import Any
 
 from function.config import Settings
 from function.errors import InvalidInput
-from function.model import parse_export
+from function.model import is_uuid, parse_export
 from function.runtime import Runtime
 from function.triggers import CONTINUATION_KEY
 from function.triggers.chat_job import slack_url
@@ -79,7 +79,7 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
             )
         except InvalidInput as exc:
             volume = raw.get("volume_id")
-            work.items.append(Rejection(volume if isinstance(volume, str) else None, exc))
+            work.items.append(Rejection(volume if is_uuid(volume) else None, exc))
             continue
         keep = raw.get("keep")
         work.items.append(

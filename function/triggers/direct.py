@@ -12,7 +12,7 @@ from typing import Any
 
 from function.config import Settings
 from function.errors import InvalidInput
-from function.model import ACTION_KEY, parse_export
+from function.model import ACTION_KEY, is_uuid, parse_export
 from function.runtime import Runtime
 from function.work import ExportOrder, Rejection, Work
 
@@ -62,7 +62,7 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
         request, wire = parse_export(body)
     except InvalidInput as exc:
         volume = body.get("volume_id")
-        work.items.append(Rejection(volume if isinstance(volume, str) else None, exc))
+        work.items.append(Rejection(volume if is_uuid(volume) else None, exc))
         return work
     work.items.append(ExportOrder(request.volume_id, wire))
     return work
@@ -92,7 +92,7 @@ def _batch(items: object) -> list[ExportOrder | Rejection]:
             request, wire = parse_export(raw, where)
         except InvalidInput as exc:
             volume = raw.get("volume_id") if isinstance(raw, Mapping) else None
-            parsed.append(Rejection(volume if isinstance(volume, str) else None, exc))
+            parsed.append(Rejection(volume if is_uuid(volume) else None, exc))
             continue
         key = request.volume_id.lower()
         if key in seen:

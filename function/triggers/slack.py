@@ -14,6 +14,7 @@ from function import chat
 from function.apig import ApigRequest, apig_response
 from function.config import Settings
 from function.errors import InvalidInput
+from function.names import check_template
 from function.runtime import Runtime
 from function.signatures import SignatureError, verify_slack
 from function.triggers import CHAT_JOB_KEY
@@ -56,8 +57,7 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     try:
         command = chat.parse_text(cmd.text)
     except InvalidInput as exc:
-        hint = f"Type `{cmd.command or '/evs-export'} help` for the syntax."
-        work.response = reply(chat.ephemeral(f"{exc.message}\n{hint}"))
+        work.response = reply(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
         return work
     when = _request_time(request, runtime)
     if isinstance(command, chat.HelpCommand):
@@ -88,6 +88,11 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
         )
         work.respond = lambda result: reply(chat.results_message(result["results"]))
     else:
+        try:
+            check_template(command.image_name or SERVER_TEMPLATE, "name")
+        except InvalidInput as exc:
+            work.response = reply(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
+            return work
         job = {
             "server_id": command.server_id,
             "force": command.force,
@@ -102,6 +107,10 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
         work.handoff = {JOB_KEY: job}
         work.respond = lambda result: reply(handoff_message(command.server_id, result))
     return work
+
+
+def hint_for(command: str) -> str:
+    return f"Type `{command or '/evs-export'} help` for the syntax."
 
 
 def reply(message: dict[str, Any]) -> dict[str, Any]:

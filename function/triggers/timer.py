@@ -44,7 +44,7 @@ class Select(BaseModel):
         for i, value in enumerate(values):
             if not is_uuid(value):
                 raise ValueError(f"item {i} ({value[:40]!r}) is not a UUID")
-        return values
+        return [v.lower() for v in values]  # the API's IDs are lower-case
 
 
 class Policy(BaseModel):

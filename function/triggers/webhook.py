@@ -7,6 +7,7 @@ ends in ``duplicate`` skips. Direct-shaped bodies are accepted too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +25,9 @@ from function.triggers import direct
 from function.work import PlanRequest, Work
 
 NAME = "webhook"
-DECOMMISSION_TEMPLATE = "{server_name}-{volume_name}-decom-{time:%Y%m%d}"
+# ``{delivery}`` is a short hash of the webhook-id: a redelivery, whenever it comes, renders
+# the same names (and ends in ``duplicate`` skips); a new notice exports again.
+DECOMMISSION_TEMPLATE = "{server_name}-{volume_name}-decom-{delivery}"
 
 
 class Decommission(BaseModel):
@@ -92,6 +95,7 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
                 time=runtime.clock(),
                 options={"force": notice.force},
                 server_ids=(notice.server_id,),
+                fields={"delivery": hashlib.sha256(msg_id.encode()).hexdigest()[:12]},
             )
         )
         return work

@@ -228,6 +228,17 @@ def test_parse_text_server_name_template() -> None:
     assert result == ServerCommand(SERVER, image_name="{server_name}-{volume_name}-{time:%Y%m%d}")
 
 
+@pytest.mark.parametrize(
+    ("template", "needle"),
+    [("{foo}-x", "{foo}"), ("{volume_name", "not a valid template"), ("{disk!r}", "conversion")],
+)
+def test_parse_text_rejects_bad_server_name_template(template: str, needle: str) -> None:
+    """A server name template with an unknown or malformed field is refused at once."""
+    err = invalid(f"server {SERVER} name={shlex.quote(template)}")
+    assert err.field == "name"
+    assert needle in err.message
+
+
 def test_parse_text_status() -> None:
     """status <image_id> asks for one image's state."""
     assert parse_text(f"status {IMAGE}") == StatusCommand(IMAGE)

@@ -424,12 +424,15 @@ def test_handler_never_raises(
     assert ev["time"].endswith("Z")
     assert result["summary"] == {"accepted": 0, "rejected": 0, "failed": 1, "skipped": 0}
     [line] = capsys.readouterr().out.splitlines()
-    assert json.loads(line) == {
+    logged = json.loads(line)
+    assert {k: logged[k] for k in ("level", "service", "message")} == {
         "level": "ERROR",
         "service": "evs-export",
         "message": "handler crashed",
-        "error": "RuntimeError",
     }
+    assert logged["error"]["code"] == "InternalError"
+    assert logged["error"]["message"].startswith("unexpected RuntimeError")
+    assert {"timestamp", "request_id", "correlation_id", "cold_start"} <= set(logged)
 
 
 def test_handler_returns_rejection_for_null_event(monkeypatch: pytest.MonkeyPatch) -> None:
