@@ -172,13 +172,11 @@ class ManagedImage:
 
 
 def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or len(value) > 64:
         return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    from function.triggers.times import parse_iso
+
+    return parse_iso(value)
 
 
 def parse_resource(resource: Mapping[str, Any]) -> ManagedImage | None:

@@ -29,8 +29,10 @@ LOOK_MIN_MS = 1000  # a last lookup is tried while at least this much time is le
 class Limiter:
     """Bounds requests in flight and their rate, shared by every client of one invocation.
 
-    A 429 slows the whole invocation down (the rate halves, and every request waits out the
-    ``Retry-After``); each success wins back a little of the configured rate (AIMD).
+    The rate is a token bucket: a burst of up to ``min(rate, max_in_flight)`` requests goes at
+    once, then requests are spaced ``1/rate`` apart (a request may borrow ahead and wait its
+    turn). A 429 slows the whole invocation down (the rate halves, the burst is spent, and
+    every request waits out the ``Retry-After``); each success wins back a little (AIMD).
     """
 
     MIN_RATE = 0.5
@@ -45,7 +47,9 @@ class Limiter:
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self.max_rate = per_second
         self.rate = per_second
-        self._next = 0.0
+        self._burst = max(1.0, min(per_second, float(max_in_flight)))
+        self._tokens = self._burst
+        self._last = clock()
         self._pause_until = 0.0
         self._lock = threading.Lock()
         self._sleep = sleep
@@ -58,10 +62,12 @@ class Limiter:
     def __enter__(self) -> Limiter:
         with self._lock:
             now = self._clock()
-            start = max(now, self._next, self._pause_until)
-            self._next = start + 1.0 / self.rate
-        if start > now:
-            self._sleep(start - now)
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1
+            wait = max(-self._tokens / self.rate, self._pause_until - now)
+        if wait > 0:
+            self._sleep(wait)
         self._slots.acquire()
         with self._lock:
             self.in_flight += 1
@@ -79,6 +85,7 @@ class Limiter:
         with self._lock:
             self.throttles += 1
             self.rate = max(self.MIN_RATE, self.rate / 2)
+            self._tokens = min(self._tokens, 0.0)
             if retry_after:
                 self._pause_until = max(
                     self._pause_until, self._clock() + min(retry_after, RETRY_AFTER_CAP)

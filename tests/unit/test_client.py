@@ -467,14 +467,30 @@ def test_limiter_bounds_requests_in_flight() -> None:
 
 
 def test_limiter_spaces_requests_by_rate() -> None:
-    """At 10 requests per second, back-to-back requests are told to wait 0.1 s more each."""
+    """At 10 requests per second with 4 in flight, a burst of 4 goes at once and each request
+    after it is told to wait 0.1 s more."""
     waits: list[float] = []
-    limiter = Limiter(8, 10.0, waits.append, clock=lambda: 100.0)
-    for _ in range(4):
+    limiter = Limiter(4, 10.0, waits.append, clock=lambda: 100.0)
+    for _ in range(7):
         with limiter:
             pass
     assert waits == pytest.approx([0.1, 0.2, 0.3])
-    assert limiter.sent == 4
+    assert limiter.sent == 7
+
+
+def test_limiter_burst_refills_with_time() -> None:
+    """After a pause as long as the burst takes to refill, requests go at once again."""
+    waits: list[float] = []
+    now = [100.0]
+    limiter = Limiter(2, 10.0, waits.append, clock=lambda: now[0])
+    for _ in range(2):
+        with limiter:
+            pass
+    now[0] += 0.2
+    for _ in range(2):
+        with limiter:
+            pass
+    assert waits == []
 
 
 def test_limiter_throttled_pauses_and_halves_rate() -> None:

@@ -1,0 +1,183 @@
+"""`make package`: the FunctionGraph code zip and dependency zip under `dist/`.
+
+- `dist/code.zip`: `handler.py` and `function/` at the zip root (no tests, fakecloud, bench,
+  caches). `dist/code/` holds the same files unpacked, for tools that zip a directory
+  themselves (Serverless Devs' `code.codeUri`, see template.yaml).
+- `dist/deps.zip`: `[project].dependencies` from pyproject.toml, installed with
+  `pip install --target` as CPython 3.10 manylinux2014 x86_64 wheels (the Python3.10
+  runtime), zipped with the site-packages contents at the zip root, as FunctionGraph expects
+  of a dependency package.
+
+Both zips are reproducible: sorted entries, fixed timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE_ENTRIES = ("handler.py", "function")
+SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+SKIP_SUFFIXES = (".pyc", ".pyo")
+# What pip --target leaves that the runtime does not import.
+DEPS_SKIP_TOP = {"bin"}
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+PLATFORM_ARGS = (
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux2014_x86_64",
+    "--python-version",
+    "3.10",
+    "--implementation",
+    "cp",
+)
+ZIP_LIMIT_MB = 40  # FunctionGraph's console upload limit (the API takes 50 MB)
+
+
+def runtime_dependencies(pyproject: Path) -> list[str]:
+    """``[project].dependencies`` of pyproject.toml."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: ask the installed distribution instead
+        from importlib.metadata import requires
+
+        return [r for r in requires("evs-export") or [] if "extra ==" not in r]
+    with pyproject.open("rb") as fh:
+        data = tomllib.load(fh)
+    deps = data["project"]["dependencies"]
+    assert isinstance(deps, list)
+    return [str(d) for d in deps]
+
+
+def walk(base: Path, entries: Iterable[str]) -> list[tuple[Path, str]]:
+    """(file, name in the zip) for every file under ``entries``, caches left out, sorted."""
+    files: list[tuple[Path, str]] = []
+    for entry in entries:
+        path = base / entry
+        if path.is_file():
+            files.append((path, entry))
+            continue
+        for item in path.rglob("*"):
+            rel = item.relative_to(base)
+            if not item.is_file() or SKIP_DIRS.intersection(rel.parts):
+                continue
+            if item.name.endswith(SKIP_SUFFIXES):
+                continue
+            files.append((item, rel.as_posix()))
+    return sorted(files, key=lambda f: f[1])
+
+
+def write_zip(target: Path, files: Sequence[tuple[Path, str]]) -> int:
+    """A deflated zip with fixed timestamps; returns the uncompressed size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    total = 0
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for path, name in files:
+            info = zipfile.ZipInfo(name, FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o644 & 0xFFFF) << 16
+            data = path.read_bytes()
+            total += len(data)
+            zf.writestr(info, data, compresslevel=9)
+    return total
+
+
+def build_code(dist: Path) -> Path:
+    files = walk(ROOT, CODE_ENTRIES)
+    unpacked = dist / "code"
+    shutil.rmtree(unpacked, ignore_errors=True)
+    for path, name in files:
+        dest = unpacked / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+    target = dist / "code.zip"
+    raw = write_zip(target, files)
+    print(f"{shown(target)}: {len(files)} files, {mb(raw)} -> {mb(size(target))}")
+    return target
+
+
+def build_deps(dist: Path, deps: Sequence[str]) -> Path:
+    target = dist / "deps.zip"
+    with tempfile.TemporaryDirectory(prefix="evs-export-deps-") as tmp:
+        site = Path(tmp) / "site-packages"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--target",
+            str(site),
+            *PLATFORM_ARGS,
+            *deps,
+        ]
+        print("pip install --target ... " + " ".join([*PLATFORM_ARGS, *deps]))
+        subprocess.run(cmd, check=True)
+        tops = sorted(p.name for p in site.iterdir() if p.name not in DEPS_SKIP_TOP)
+        files = walk(site, tops)
+        raw = write_zip(target, files)
+        print(f"{shown(target)}: {len(files)} files, {mb(raw)} -> {mb(size(target))}")
+        print("  largest, installed:")
+        for name, nbytes in largest(site, tops)[:8]:
+            print(f"    {name:<32} {mb(nbytes):>9}")
+    return target
+
+
+def largest(site: Path, tops: Iterable[str]) -> list[tuple[str, int]]:
+    """Installed size per top-level entry (``*.dist-info`` left out), largest first."""
+    sizes = []
+    for top in tops:
+        if top.endswith(".dist-info"):
+            continue
+        path = site / top
+        nbytes = size(path) if path.is_file() else sum(size(p) for p in path.rglob("*"))
+        sizes.append((top, nbytes))
+    return sorted(sizes, key=lambda s: -s[1])
+
+
+def shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def mb(nbytes: int) -> str:
+    return f"{nbytes / 1_000_000:.2f} MB" if nbytes >= 100_000 else f"{nbytes / 1000:.1f} kB"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.package", description=__doc__)
+    parser.add_argument("--dist", default=str(ROOT / "dist"), help="output folder")
+    parser.add_argument("--code-only", action="store_true", help="skip the dependency zip")
+    args = parser.parse_args(argv)
+    dist = Path(args.dist).resolve()
+    code = build_code(dist)
+    total = size(code)
+    if not args.code_only:
+        deps = runtime_dependencies(ROOT / "pyproject.toml")
+        total += size(build_deps(dist, deps))
+        print(
+            "  note: huaweicloudsdkcore pins pymongo exactly (for bson), so pymongo, bson, gridfs "
+            "and dnspython ship although the function does not use them"
+        )
+    if total > ZIP_LIMIT_MB * 1_000_000:
+        print(f"warning: {mb(total)} in all is over the console's {ZIP_LIMIT_MB} MB upload limit")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
