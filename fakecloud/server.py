@@ -20,6 +20,7 @@ from fakecloud.core import FakeCloud
 class _Httpd(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 stalls a burst of 16 concurrent connections
 
     def __init__(self, address: tuple[str, int], cloud: FakeCloud) -> None:
         self.cloud = cloud

@@ -70,10 +70,11 @@ def handle(
     if work.response is not None:
         log.info("answered without export work", trigger=work.trigger)
         return work.response
+    connect = Connection(settings, runtime, transport)
     if work.handoff is not None or work.image_query is not None:
-        side = logging_setup.REDACTOR.mask(side_request(work, settings, runtime, transport))
+        side = logging_setup.REDACTOR.mask(side_request(work, settings, runtime, connect))
         return work.respond(side) if work.respond is not None else side
-    outcomes, notes = run_work(work, settings, runtime, transport)
+    outcomes, notes = run_work(work, settings, runtime, connect)
     ctx = EventContext(
         source=event_source(settings, runtime),
         trigger=work.trigger,
@@ -82,16 +83,6 @@ def handle(
         new_id=runtime.new_id,
     )
     events = [outcome_event(ctx, o) for o in outcomes]
-    clients: list[CloudClient] = []
-    clients_lock = threading.Lock()
-
-    def connect() -> CloudClient:
-        """One signed client for the life cycle and SMN, built when first needed."""
-        with clients_lock:
-            if not clients:
-                clients.append(build_client(settings, runtime, transport))
-            return clients[0]
-
     sections: dict[str, Any] = {}
     if work.tasks:
         from function.lifecycle import run_tasks
@@ -127,8 +118,25 @@ def sinks_configured(settings: Settings, work: Work) -> bool:
     return bool(settings.result_webhook_url or settings.result_smn_topic_urn or work.response_url)
 
 
+class Connection:
+    """The invocation's one signed client, built when first needed and shared by every
+    phase (exports, life cycle, SMN), so a slow-down after 429s holds for all of them."""
+
+    def __init__(self, settings: Settings, runtime: Runtime, transport: Transport | None) -> None:
+        self._args = (settings, runtime, transport)
+        self._client: CloudClient | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> CloudClient:
+        """The client; ConfigError when the settings do not allow one."""
+        with self._lock:
+            if self._client is None:
+                self._client = build_client(*self._args)
+            return self._client
+
+
 def run_work(
-    work: Work, settings: Settings, runtime: Runtime, transport: Transport | None
+    work: Work, settings: Settings, runtime: Runtime, connect: Connection
 ) -> tuple[list[Outcome], list[str]]:
     """Resolve plans, drop duplicates and dry runs, export the rest; outcomes in order.
     Nothing is sent when the configuration is unusable."""
@@ -137,7 +145,7 @@ def run_work(
     if not needs_cloud:
         return [_settled(i) for i in items], []
     try:
-        client = build_client(settings, runtime, transport)
+        client = connect()
     except ExportError as exc:
         log.error("configuration error", error=exc.as_dict())
         items += [Rejection(None, exc) for _ in work.plans]
@@ -228,14 +236,14 @@ def _settled(item: ExportOrder | Rejection | Outcome, error: ExportError | None 
 
 
 def side_request(
-    work: Work, settings: Settings, runtime: Runtime, transport: Transport | None
+    work: Work, settings: Settings, runtime: Runtime, connect: Connection
 ) -> dict[str, Any]:
     """Work that is not an export: hand the work to an asynchronous invocation of this
     function, or read one image's status."""
     result: dict[str, Any] = {"results": [], "summary": summarize([])}
     key = "handoff" if work.handoff is not None else "image"
     try:
-        client = build_client(settings, runtime, transport)
+        client = connect()
         if work.handoff is not None:
             from function.cloud.functiongraph import FunctionGraphClient
 

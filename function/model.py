@@ -134,7 +134,7 @@ def parse_export(raw: object, where: str = "") -> tuple[ExportRequest, dict[str,
 def invalid_from(exc: ValidationError, where: str = "") -> InvalidInput:
     """The first pydantic error as an InvalidInput with a dotted field path and plain words."""
     err = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in err["loc"]]
+    loc = [_shown(str(p)) for p in err["loc"]]  # a hostile key is named, not echoed whole
     field = ".".join(([where] if where else []) + loc) or (where or "event")
     kind = err["type"]
     if kind == "missing":
@@ -207,6 +207,10 @@ def parse_error_body(body: object, status: int) -> tuple[str, str]:
         if "code" in body or "message" in body:
             return _text(body.get("code"), status), _text(body.get("message"), "")
     return str(status), f"HTTP {status}"
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _text(value: object, default: object) -> str:
