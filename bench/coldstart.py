@@ -364,8 +364,7 @@ def warm_overhead(
 ) -> WarmResult:
     """Median µs per export, per round, for each side. Each round takes the sides in turn
     (their order rotating), and the fake is reset (untimed) before each export, so every
-    export meets the same state. The throttled side sleeps by design, so it gets a tenth
-    of the calls (at least 10)."""
+    export meets the same state."""
     result = WarmResult(calls, rounds, {side: [] for side in WARM_SIDES})
     with (
         running_fake() as fake,
@@ -380,9 +379,8 @@ def warm_overhead(
             "vendor": vendor_call(fake, home),
         }
         counts = {side: calls for side in sides}
-        counts["ours"] = max(10, calls // 10)
         for side, call in sides.items():
-            for _ in range(warmup if side != "ours" else 2):
+            for _ in range(warmup):
                 fake.reset()
                 call()
             result.requests[side] = fake.requests_made()

@@ -5,9 +5,9 @@
 
 The fake cloud is served over HTTP on 127.0.0.1 (`fakecloud.serve`, a ThreadingHTTPServer:
 one thread per connection) in this process, with a latency fault of 50 ms on every request.
-Its listen backlog is raised from socketserver's 5 to 128 for the runs: with 5, sixteen
+Its listen backlog is 128 (the fake ships with it; socketserver's default of 5 made sixteen
 connections opened at once now and then wait out a 1 s SYN retransmit, a stall of the fake,
-not of the function (the report shows both, measured by parallel probes).
+not of the function); parallel probes in the report check it.
 The function runs in a fresh child interpreter per run (`function.app.invoke` on a TIMER
 event, `MAX_CONCURRENCY=16`, the highest `MAX_REQUESTS_PER_SECOND`), so its wall time and
 peak RSS are its own and the two sides do not share a GIL. The fake counts what it receives
@@ -50,7 +50,7 @@ PROJECT_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 REGION = "cn-north-4"
 MAX_RATE = "1000"  # the highest MAX_REQUESTS_PER_SECOND the settings accept
 SECTION = "## Fan-out"
-BACKLOG = 128  # the fake server's listen backlog during the runs (socketserver's default: 5)
+BACKLOG = 128  # the fake server's listen backlog during the runs (as shipped)
 PROBES = 10
 STALL_S = 0.5  # a probe this slow waited out a SYN retransmit
 MARK = "FANOUT "
@@ -345,8 +345,8 @@ def report(res: FanoutResult, when: datetime) -> str:
         f"{2 * res.volumes / float(MAX_RATE):.1f} s for {2 * res.volumes} requests, below the "
         "concurrency bound, so concurrency alone bounds the run). The fake's images stay in "
         "progress for an hour, as real exports do, so the run's own reconcile reports none. "
-        f"The fake's listen backlog is {res.backlog} during the runs (socketserver's default "
-        f"is {shipped}; see the probes below).",
+        f"The fake's listen backlog is {res.backlog} during the runs (as shipped: {shipped}; "
+        "socketserver's default of 5 stalls such bursts; see the probes below).",
         "",
         "| figure | value |",
         "|---|---|",

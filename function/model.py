@@ -56,6 +56,24 @@ def image_name_problem(name: str) -> str | None:
     return None
 
 
+def wire_options(
+    *,
+    force: bool | None = None,
+    disk_format: str | None = None,
+    container_format: str | None = None,
+    os_type: str | None = None,
+) -> dict[str, Any]:
+    """Export options under their wire keys (``os_type`` is sent as ``__os_type``); the ones
+    not given are left out, so the API's defaults apply."""
+    named = {
+        "force": force,
+        "disk_format": disk_format,
+        "container_format": container_format,
+        "__os_type": os_type,
+    }
+    return {k: v for k, v in named.items() if v is not None}
+
+
 def is_uuid(value: object) -> bool:
     """True for a canonical 8-4-4-4-12 hexadecimal UUID string, the only IDs put in a path."""
     return isinstance(value, str) and _UUID_RE.fullmatch(value) is not None

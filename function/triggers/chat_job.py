@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from function.config import Settings
 from function.errors import InvalidInput
-from function.model import is_uuid
+from function.model import DISK_FORMATS, is_uuid, wire_options
 from function.names import check_template
 from function.runtime import Runtime
 from function.triggers import CHAT_JOB_KEY as JOB_KEY
@@ -45,10 +45,11 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
     except InvalidInput as exc:
         work.items.append(Rejection(None, exc))
         return work
-    options: dict[str, Any] = {"force": True} if force else {}
     disk_format = job.get("disk_format")
-    if disk_format in ("vhd", "zvhd", "zvhd2", "raw", "qcow2"):
-        options["disk_format"] = disk_format
+    options = wire_options(
+        force=True if force else None,
+        disk_format=disk_format if disk_format in DISK_FORMATS else None,
+    )
     work.plans.append(
         PlanRequest(
             policy="chat",

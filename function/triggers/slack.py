@@ -14,6 +14,7 @@ from function import chat
 from function.apig import ApigRequest, apig_response
 from function.config import Settings
 from function.errors import InvalidInput
+from function.model import wire_options
 from function.names import check_template
 from function.runtime import Runtime
 from function.signatures import SignatureError, verify_slack
@@ -66,15 +67,12 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
         work.image_query = command.image_id
         work.respond = lambda result: reply(status_message(command.image_id, result))
     elif isinstance(command, chat.ExportCommand):
-        options: dict[str, Any] = {}
-        if command.force:
-            options["force"] = True
-        if command.disk_format:
-            options["disk_format"] = command.disk_format
-        if command.container_format:
-            options["container_format"] = command.container_format
-        if command.os_type:
-            options["__os_type"] = command.os_type
+        options = wire_options(
+            force=True if command.force else None,
+            disk_format=command.disk_format,
+            container_format=command.container_format,
+            os_type=command.os_type,
+        )
         # A typed name holds no braces (the naming rules forbid them), so it renders as is.
         template = command.image_name or VOLUME_TEMPLATE
         work.plans.append(

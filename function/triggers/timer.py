@@ -19,7 +19,14 @@ from pydantic import (
 
 from function.config import Settings
 from function.errors import InvalidInput
-from function.model import ContainerFormat, DiskFormat, OsType, invalid_from, is_uuid
+from function.model import (
+    ContainerFormat,
+    DiskFormat,
+    OsType,
+    invalid_from,
+    is_uuid,
+    wire_options,
+)
 from function.names import check_template
 from function.runtime import Runtime
 from function.triggers.times import parse_time
@@ -64,17 +71,12 @@ class Policy(BaseModel):
 
     def wire_options(self) -> dict[str, Any]:
         """Export options under their wire keys (``os_type`` is sent as ``__os_type``)."""
-        options: dict[str, Any] = {}
-        for key, wire in (
-            ("force", "force"),
-            ("disk_format", "disk_format"),
-            ("container_format", "container_format"),
-            ("os_type", "__os_type"),
-        ):
-            value = getattr(self, key)
-            if value is not None:
-                options[wire] = value
-        return options
+        return wire_options(
+            force=self.force,
+            disk_format=self.disk_format,
+            container_format=self.container_format,
+            os_type=self.os_type,
+        )
 
 
 def matches(event: object) -> bool:

@@ -102,6 +102,7 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     if direct.matches(body) and isinstance(body, Mapping):
         inner = direct.parse({**body, "correlation_id": msg_id}, settings, runtime)
         work.items = inner.items
+        work.tasks = inner.tasks
         return work
     known = '{"action": "decommission", "server_id": "<uuid>"} or a direct export'
     work.response = error_response(

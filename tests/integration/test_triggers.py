@@ -547,6 +547,21 @@ def test_webhook_direct_body_exports_the_named_volume(cloud: FakeCloud, clock: M
     }
 
 
+def test_webhook_reconcile_body_runs_the_reconcile(cloud: FakeCloud, clock: ManualClock) -> None:
+    """A signed ``{"action": "reconcile"}`` body runs the reconcile, as the direct event does,
+    and reports the finished image the function made."""
+    image = cloud.ims.add_image(
+        name="made-earlier", status="active", tags={"evs-export": "managed"}
+    )
+    response = run(webhook_event({"action": "reconcile"}), make_env(), clock)
+    assert response["statusCode"] == 202
+    result = body_of(response)
+    assert "reconcile" in result
+    assert [(e["type"], e["data"]["image_id"]) for e in result["results"]] == [
+        ("evs.export.completed", image.id)
+    ]
+
+
 def test_webhook_redelivery_across_midnight_exports_nothing_new() -> None:
     """A decommission delivered at 23:58 UTC and redelivered (same webhook-id) at 00:03 ends
     in duplicate skips: the retry must not make a second image of each disk."""
