@@ -6,6 +6,7 @@ and error models are tolerant of the documented inconsistencies.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -22,6 +23,10 @@ from pydantic import (
 )
 
 from function.errors import InvalidInput
+
+# On its first validation pydantic looks for plugins through every installed distribution's
+# entry points (about 10 ms of a cold start); the function uses none.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 ACTION_KEY = "os-volume_upload_image"
 DISK_FORMATS = ("vhd", "zvhd", "zvhd2", "raw", "qcow2")
