@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import structlog
 
 from fakecloud import FakeCloud, RecordedRequest
-from function import log
 from function.runtime import Runtime
+from tests.support import reset_logging as reset_logging
 
 ROOT = Path(__file__).resolve().parents[2]
 AK = "AKINTEGRATION0001"
@@ -187,15 +186,6 @@ class FakeContext:
 
     def getRemainingTimeInMilliSeconds(self) -> int:
         return 300_000
-
-
-def reset_logging() -> None:
-    """Undo what an invocation did to structlog and the redactor (tests share a process)."""
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    log._CONFIGURED.clear()
-    log.REDACTOR.clear()
-    log.use_stream(None)
 
 
 def http_session() -> requests.Session:

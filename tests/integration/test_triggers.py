@@ -14,10 +14,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import structlog
 
 from fakecloud import FakeCloud, ManualClock, RecordedRequest, mock_cloud
-from function import app, log
+from function import app
 from function.config import Settings
 from function.runtime import Runtime
 from function.signatures import sign_slack, sign_standard_webhook, standard_webhook_headers
@@ -238,15 +237,9 @@ def kinds(result: Mapping[str, Any]) -> list[tuple[str | None, str]]:
 
 
 @pytest.fixture(autouse=True)
-def quiet_log() -> Iterator[io.StringIO]:
-    """The function's JSON log lines go to a buffer; structlog's global state is reset after."""
-    stream = io.StringIO()
-    log.configure("INFO", stream=stream)
-    yield stream
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    log._CONFIGURED.clear()
-    log.REDACTOR.clear()
+def quiet_log(log_buffer: io.StringIO) -> io.StringIO:
+    """The function's JSON log lines go to a buffer (tests/conftest.py resets logging)."""
+    return log_buffer
 
 
 @pytest.fixture
@@ -975,7 +968,7 @@ def test_cts_unreadable_time_is_rejected_naming_the_field(
 
 
 def test_invoke_accepts_a_freshly_signed_webhook_and_keeps_secrets_out_of_the_log(
-    capsys: pytest.CaptureFixture[str],
+    quiet_log: io.StringIO,
 ) -> None:
     """Through invoke() (real clock), a fresh decommission is 202 and no secret is logged."""
     with mock_cloud(new_cloud(lambda: datetime.now(timezone.utc))) as fake:
@@ -984,7 +977,7 @@ def test_invoke_accepts_a_freshly_signed_webhook_and_keeps_secrets_out_of_the_lo
     assert response["statusCode"] == 202
     assert body_of(response)["summary"] == {**ZERO, "accepted": 2}
     assert len(export_posts(fake)) == 2
-    text = capsys.readouterr().out
+    text = quiet_log.getvalue()
     assert '"trigger": "webhook"' in text
     for secret in (WEBHOOK_SECRET, SLACK_SECRET, SK):
         assert secret not in text

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from bench.samples import (
     SAMPLE_SLACK_SIGNING_SECRET,
@@ -22,7 +21,6 @@ from bench.samples import (
     sample_env,
 )
 from fakecloud import FakeCloud, ManualClock, RecordedRequest, serve
-from function import log
 from function.signatures import verify_slack, verify_standard_webhook
 from tests.integration.test_triggers import (
     AK,
@@ -51,15 +49,9 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 
 @pytest.fixture(autouse=True)
-def quiet_log() -> Iterator[io.StringIO]:
-    """The function's JSON log lines go to a buffer; structlog's global state is reset after."""
-    stream = io.StringIO()
-    log.configure("INFO", stream=stream)
-    yield stream
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    log._CONFIGURED.clear()
-    log.REDACTOR.clear()
+def quiet_log(log_buffer: io.StringIO) -> io.StringIO:
+    """The function's JSON log lines go to a buffer (tests/conftest.py resets logging)."""
+    return log_buffer
 
 
 @pytest.fixture

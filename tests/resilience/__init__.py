@@ -18,12 +18,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-import structlog
 
 from fakecloud import FakeCloud, Fault
 from fakecloud.base import Request
 from function import log
 from function.runtime import Runtime
+from tests.support import reset_logging as reset_logging
 
 AK = "AKRESILIENCE0001"
 SK = "SK-resilience-0123456789-do-not-log"
@@ -154,15 +154,6 @@ def export_events(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def by_type(result: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in result["results"] if e["type"] == f"evs.export.{kind}"]
-
-
-def reset_logging() -> None:
-    """Undo what an invocation did to structlog's global state and the redactor."""
-    log.use_stream(None)
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    log._CONFIGURED.clear()
-    log.REDACTOR.clear()
 
 
 @pytest.fixture
