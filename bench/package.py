@@ -14,6 +14,7 @@ Both zips are reproducible: sorted entries, fixed timestamps.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -70,8 +71,50 @@ def runtime_dependencies(pyproject: Path) -> list[str]:
     return [str(d) for d in deps]
 
 
+RUNTIME = (3, 10)  # FunctionGraph's Python3.10
+PYC_TAG = f"cpython-{RUNTIME[0]}{RUNTIME[1]}"
+
+
+def runtime_python() -> str | None:
+    """A CPython of the runtime's version to compile bytecode with: $PYTHON310, else
+    ``python3.10`` on PATH, else a pyenv install; None when there is none."""
+    home = Path.home() / ".pyenv" / "versions"
+    candidates = [
+        os.environ.get("PYTHON310"),
+        shutil.which("python3.10"),
+        *sorted(str(p) for p in home.glob("3.10*/bin/python3.10")),
+    ]
+    probe = "import sys; print(sys.implementation.cache_tag)"
+    for candidate in candidates:
+        if not candidate:
+            continue
+        try:
+            out = subprocess.run(
+                [candidate, "-c", probe], capture_output=True, text=True, timeout=30
+            )
+        except OSError:
+            continue
+        if out.returncode == 0 and out.stdout.strip() == PYC_TAG:
+            return candidate
+    return None
+
+
+def precompile(python: str | None, directory: Path) -> bool:
+    """Compile ``directory`` to bytecode for the runtime. A new container has no
+    ``__pycache__`` (and its code directory may be read-only), so without this every cold
+    start compiles every module it imports: measured 0.72 s against 0.28 s here for the
+    function's imports. Hash-checked-free pycs (``unchecked-hash``) do not depend on file
+    times, which the zip fixes."""
+    if python is None:
+        return False
+    cmd = [python, "-m", "compileall", "-q", "-j", "0"]
+    cmd += ["--invalidation-mode", "unchecked-hash", str(directory)]
+    return subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False).returncode == 0
+
+
 def walk(base: Path, entries: Iterable[str]) -> list[tuple[Path, str]]:
-    """(file, name in the zip) for every file under ``entries``, caches left out, sorted."""
+    """(file, name in the zip) for every file under ``entries``, sorted; caches left out
+    except the runtime's own bytecode."""
     files: list[tuple[Path, str]] = []
     for entry in entries:
         path = base / entry
@@ -80,9 +123,12 @@ def walk(base: Path, entries: Iterable[str]) -> list[tuple[Path, str]]:
             continue
         for item in path.rglob("*"):
             rel = item.relative_to(base)
-            if not item.is_file() or SKIP_DIRS.intersection(rel.parts):
+            if not item.is_file():
                 continue
-            if item.name.endswith(SKIP_SUFFIXES):
+            runtime_pyc = rel.parent.name == "__pycache__" and f".{PYC_TAG}." in item.name
+            if not runtime_pyc and (
+                SKIP_DIRS.intersection(rel.parts) or item.name.endswith(SKIP_SUFFIXES)
+            ):
                 continue
             files.append((item, rel.as_posix()))
     return sorted(files, key=lambda f: f[1])
@@ -103,21 +149,22 @@ def write_zip(target: Path, files: Sequence[tuple[Path, str]]) -> int:
     return total
 
 
-def build_code(dist: Path) -> Path:
-    files = walk(ROOT, CODE_ENTRIES)
+def build_code(dist: Path, python: str | None) -> Path:
     unpacked = dist / "code"
     shutil.rmtree(unpacked, ignore_errors=True)
-    for path, name in files:
+    for path, name in walk(ROOT, CODE_ENTRIES):
         dest = unpacked / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
+    precompile(python, unpacked)
+    files = walk(unpacked, CODE_ENTRIES)
     target = dist / "code.zip"
     raw = write_zip(target, files)
     print(f"{shown(target)}: {len(files)} files, {mb(raw)} -> {mb(size(target))}")
     return target
 
 
-def build_deps(dist: Path, deps: Sequence[str]) -> Path:
+def build_deps(dist: Path, deps: Sequence[str], python: str | None) -> Path:
     target = dist / "deps.zip"
     with tempfile.TemporaryDirectory(prefix="evs-export-deps-") as tmp:
         site = Path(tmp) / "site-packages"
@@ -137,6 +184,7 @@ def build_deps(dist: Path, deps: Sequence[str]) -> Path:
         print("pip install --target ... " + " ".join([*PLATFORM_ARGS, *deps]))
         subprocess.run(cmd, check=True)
         tops = sorted(p.name for p in site.iterdir() if not unused(p.name))
+        precompile(python, site)
         files = walk(site, tops)
         raw = write_zip(target, files)
         print(f"{shown(target)}: {len(files)} files, {mb(raw)} -> {mb(size(target))}")
@@ -189,11 +237,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--code-only", action="store_true", help="skip the dependency zip")
     args = parser.parse_args(argv)
     dist = Path(args.dist).resolve()
-    code = build_code(dist)
+    python = runtime_python()
+    if python is None:
+        print(
+            f"warning: no CPython {RUNTIME[0]}.{RUNTIME[1]} found (set PYTHON310): the zips carry "
+            "no bytecode, so every cold start compiles what it imports"
+        )
+    else:
+        print(f"bytecode for the runtime compiled with {python}")
+    code = build_code(dist, python)
     total = size(code)
     if not args.code_only:
         deps = runtime_dependencies(ROOT / "pyproject.toml")
-        total += size(build_deps(dist, deps))
+        total += size(build_deps(dist, deps, python))
         print(
             "  left out (required by huaweicloudsdkcore, never imported by the function): "
             + ", ".join(UNUSED_DISTS)
