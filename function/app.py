@@ -53,6 +53,7 @@ def invoke(
         function_name=runtime.function_name,
         function_version=runtime.function_version,
         request_id=runtime.request_id,
+        correlation_id=runtime.request_id,  # until the trigger names the correlation
     )
     return handle(event, settings, runtime, transport)
 
