@@ -14,7 +14,7 @@ import structlog
 
 from function.cloud.ecs import EcsClient, Server
 from function.cloud.evs import EvsClient
-from function.cloud.ims import ImsClient
+from function.cloud.ims import ImsClient, holds_name
 from function.errors import ApiError, ExportError
 from function.model import ACTION_KEY
 from function.names import make_unique, render
@@ -24,7 +24,6 @@ log = structlog.get_logger("evs_export.plan")
 
 FETCH_EACH_MAX = 3  # up to this many volumes are read one by one; more, with one listing
 NAME_LOOKUP_MAX = 3  # up to this many names are looked up one by one; more, with one listing
-FINISHED = ("killed", "deleted")
 
 
 class Planner:
@@ -156,7 +155,7 @@ class Planner:
         return {
             str(i["name"]): i
             for i in images
-            if i.get("name") in wanted and i.get("status") not in FINISHED
+            if i.get("name") in wanted and holds_name(i, i["name"])
         }
 
 

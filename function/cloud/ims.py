@@ -13,6 +13,13 @@ from function.errors import ApiError
 PAGE = 500
 TAG_PAGE = 1000  # the most resource_instances returns per request
 GONE_CODES = ("IMG.0027", "IMG.0086", "IMG.0144")  # image not found
+DEAD = ("killed", "deleted")  # an image in these states does not hold its name
+
+
+def holds_name(image: Mapping[str, Any], name: str) -> bool:
+    """True when ``image`` is a live image named ``name``: one that makes an export of that
+    name a duplicate (before sending) or its result (after an ambiguous failure)."""
+    return image.get("name") == name and image.get("status") not in DEAD
 
 
 class ImsClient:
@@ -49,7 +56,7 @@ class ImsClient:
         found = [
             i
             for i in self.list_images(name=image_name, __imagetype="private")
-            if i.get("name") == image_name and i.get("status") not in ("killed", "deleted")
+            if holds_name(i, image_name)
         ]
         if not found:
             return None
