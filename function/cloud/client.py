@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from function.cloud.signing import sign_request
 from function.cloud.transport import HttpResponse, Transport
@@ -23,6 +23,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0
 SAFETY_MARGIN_MS = 3000
+TAG_PAGE = 1000  # the most a resource_instances filter returns per request
 LOOK_MIN_MS = 1000  # a last lookup is tried while at least this much time is left
 
 
@@ -226,6 +227,35 @@ class CloudClient:
             raise error
         self.limiter.succeeded()
         return resp
+
+    def resources_by_tag(
+        self,
+        service: str,
+        path: str,
+        tags: Mapping[str, Sequence[str]],
+        *,
+        string_paging: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Every resource carrying each tag key with one of its values, as a
+        ``resource_instances/action`` filter lists them (``resource_id``, ``resource_name``,
+        ``resource_detail``, ``tags``), paged by offset. IMS wants ``limit``/``offset`` as
+        strings (``string_paging``), EVS as integers."""
+        wanted = [{"key": k, "values": list(v)} for k, v in sorted(tags.items())]
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            limit: int | str = str(TAG_PAGE) if string_paging else TAG_PAGE
+            start: int | str = str(offset) if string_paging else offset
+            body = {"action": "filter", "tags": wanted, "limit": limit, "offset": start}
+            data = self.call(service, "POST", path, body=body).json()
+            page = data.get("resources") if isinstance(data, dict) else None
+            if not isinstance(page, list) or not page:
+                return found
+            found.extend(r for r in page if isinstance(r, dict))
+            offset += len(page)
+            total = data.get("total_count")
+            if len(page) < TAG_PAGE or (isinstance(total, int) and offset >= total):
+                return found
 
     def call(
         self,

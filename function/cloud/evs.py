@@ -27,7 +27,6 @@ class Accepted:
     recovered: bool = False
 
 
-TAG_PAGE = 1000
 LIST_PAGE = 1000
 
 
@@ -78,29 +77,19 @@ class EvsClient:
         return volume if isinstance(volume, dict) else {}
 
     def volumes_by_tag(self, tags: dict[str, str]) -> list[dict[str, Any]]:
-        """Volumes carrying every tag (``resource_instances/action``, paged by offset)."""
+        """Volumes carrying every tag (``resource_instances/action``)."""
         path = f"/v2/{self.client.project_id}/cloudvolumes/resource_instances/action"
-        tag_filter = [{"key": k, "values": [v]} for k, v in sorted(tags.items())]
+        wanted = {k: [v] for k, v in tags.items()}
         volumes: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            body = {"action": "filter", "tags": tag_filter, "limit": TAG_PAGE, "offset": offset}
-            data = self.client.call("evs", "POST", path, body=body).json()
-            page = data.get("resources") if isinstance(data, dict) else None
-            if not isinstance(page, list):
-                return volumes
-            for res in page:
-                if not isinstance(res, dict) or not isinstance(res.get("resource_id"), str):
-                    continue
-                detail = res.get("resource_detail")
-                volume = dict(detail) if isinstance(detail, dict) else {}
-                volume.setdefault("id", res["resource_id"])
-                volume.setdefault("name", res.get("resource_name") or "")
-                volumes.append(volume)
-            offset += len(page)
-            total = data.get("total_count")
-            if len(page) < TAG_PAGE or (isinstance(total, int) and offset >= total):
-                return volumes
+        for res in self.client.resources_by_tag("evs", path, wanted):
+            if not isinstance(res.get("resource_id"), str):
+                continue
+            detail = res.get("resource_detail")
+            volume = dict(detail) if isinstance(detail, dict) else {}
+            volume.setdefault("id", res["resource_id"])
+            volume.setdefault("name", res.get("resource_name") or "")
+            volumes.append(volume)
+        return volumes
 
     def list_volumes(self) -> list[dict[str, Any]]:
         """Every volume of the project (``cloudvolumes/detail``, paged by marker)."""

@@ -11,7 +11,6 @@ from function.cloud.evs import Accepted
 from function.errors import ApiError
 
 PAGE = 500
-TAG_PAGE = 1000  # the most resource_instances returns per request
 GONE_CODES = ("IMG.0027", "IMG.0086", "IMG.0144")  # image not found
 DEAD = ("killed", "deleted")  # an image in these states does not hold its name
 
@@ -75,28 +74,9 @@ class ImsClient:
 
     def images_by_tag(self, tags: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
         """Images carrying every tag key (with one of its values), as ``resource_instances``
-        lists them (``resource_id``, ``resource_name``, ``resource_detail``, ``tags``);
-        ``limit``/``offset`` pages of 1000, sent as strings as IMS requires."""
+        lists them."""
         path = f"/v2/{self.client.project_id}/images/resource_instances/action"
-        wanted = [{"key": k, "values": list(v)} for k, v in tags.items()]
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            body = {
-                "action": "filter",
-                "tags": wanted,
-                "limit": str(TAG_PAGE),
-                "offset": str(offset),
-            }
-            data = self.client.call("ims", "POST", path, body=body).json()
-            page = data.get("resources") if isinstance(data, dict) else None
-            if not isinstance(page, list) or not page:
-                return found
-            found.extend(r for r in page if isinstance(r, dict))
-            offset += len(page)
-            total = data.get("total_count")
-            if len(page) < TAG_PAGE or (isinstance(total, int) and offset >= total):
-                return found
+        return self.client.resources_by_tag("ims", path, tags, string_paging=True)
 
     def tag_image(self, image_id: str, tags: Mapping[str, str]) -> None:
         """Add or overwrite tags of one image (one request for all of them)."""
