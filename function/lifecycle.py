@@ -30,8 +30,10 @@ import structlog
 from function.cloud.client import SAFETY_MARGIN_MS, CloudClient
 from function.cloud.evs import Accepted
 from function.cloud.ims import ImsClient
+from function.cloud.tags import parse_tags
 from function.errors import ExportError
 from function.results import EventContext, cloud_event
+from function.times import parse_iso
 from function.work import ExportOrder, Outcome, Work
 
 log = structlog.get_logger("evs_export.lifecycle")
@@ -174,8 +176,6 @@ class ManagedImage:
 def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
-    from function.triggers.times import parse_iso
-
     return parse_iso(value)
 
 
@@ -186,12 +186,8 @@ def parse_resource(resource: Mapping[str, Any]) -> ManagedImage | None:
     image_id = resource.get("resource_id") or detail.get("id")
     if not isinstance(image_id, str) or not image_id:
         return None
-    tags: dict[str, str] = {}
     raw_tags = resource.get("tags")
-    for tag in raw_tags if isinstance(raw_tags, list) else []:
-        if isinstance(tag, Mapping) and isinstance(tag.get("key"), str):
-            value = tag.get("value")
-            tags[str(tag["key"])] = value if isinstance(value, str) else ""
+    tags = parse_tags(raw_tags) if isinstance(raw_tags, list) else {}
     name = resource.get("resource_name") or detail.get("name") or ""
     status = detail.get("status")
     return ManagedImage(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from function.cloud.client import CloudClient
+from function.cloud.tags import parse_tags
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,3 @@ def _system_volume(server: dict[str, Any]) -> str | None:
         if isinstance(row, dict) and str(row.get("bootIndex")) == "0" and row.get("id"):
             return str(row["id"])
     return None
-
-
-def parse_tags(raw: object) -> dict[str, str]:
-    """ECS tags come as ``["k=v", ...]``; EVS as ``{"k": "v"}``; IMS as ``[{"key","value"}]``."""
-    tags: dict[str, str] = {}
-    if isinstance(raw, dict):
-        return {str(k): str(v) for k, v in raw.items()}
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, str):
-            key, _, value = item.partition("=")
-            tags[key] = value
-        elif isinstance(item, dict) and "key" in item:
-            tags[str(item["key"])] = str(item.get("value", ""))
-    return tags

@@ -12,8 +12,8 @@ from function.errors import InvalidInput
 from function.model import DISK_FORMATS, is_uuid, wire_options
 from function.names import check_template
 from function.runtime import Runtime
+from function.times import parse_time
 from function.triggers import CHAT_JOB_KEY as JOB_KEY
-from function.triggers.times import parse_time
 from function.work import PlanRequest, Rejection, Work
 
 NAME = "chat"

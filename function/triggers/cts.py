@@ -11,7 +11,7 @@ from function.config import Settings
 from function.errors import InvalidInput
 from function.model import is_uuid
 from function.runtime import Runtime
-from function.triggers.times import parse_time
+from function.times import parse_time
 from function.work import PlanRequest, Rejection, Work
 
 NAME = "cts"

@@ -29,7 +29,7 @@ from function.model import (
 )
 from function.names import check_template
 from function.runtime import Runtime
-from function.triggers.times import parse_time
+from function.times import parse_time
 from function.work import PlanRequest, Rejection, Work
 
 NAME = "timer"

@@ -1,5 +1,6 @@
-"""Event times in the shapes the platform sends: epoch ms or s (number or digits), ISO 8601,
-and CTS's ``2016/12/08 11:07:28 GMT+08:00``."""
+"""Times in the shapes the platform and the APIs send: epoch ms or s (number or digits),
+ISO 8601, and CTS's ``2016/12/08 11:07:28 GMT+08:00``. Shared by the triggers and the
+image life cycle."""
 
 from __future__ import annotations
 
