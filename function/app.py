@@ -47,7 +47,6 @@ def invoke(
     settings = Settings.from_env(os.environ if env is None else env, context)
     runtime = Runtime.from_context(context, cold_start)
     logging_setup.configure(settings.log_level)
-    logging_setup.REDACTOR.register(settings.secret_values())
     logging_setup.start_invocation(
         cold_start=cold_start,
         function_name=runtime.function_name,
@@ -169,10 +168,10 @@ def run_work(
     to_send = [o for o in orders if id(o) not in settled]
     from function.lifecycle import provenance_tagger
 
-    tagger = provenance_tagger(ImsClient(client), work.trigger, runtime.clock)
+    tagger = provenance_tagger(planner.ims, work.trigger, runtime.clock)
     exporter = Exporter(
-        EvsClient(client),
-        ImsClient(client),
+        planner.evs,
+        planner.ims,
         settings.max_concurrency,
         runtime,
         after_accept=tagger,
