@@ -96,28 +96,36 @@ def run(event: object, env: Mapping[str, str], clock: Callable[[], datetime]) ->
     return app.handle(event, Settings.from_env(env), runtime)
 
 
+def add_web01(
+    cloud: FakeCloud,
+    *,
+    tags: list[str] | None = None,
+    system: tuple[str, str, int] = ("web-01-system", "in-use", 40),
+    data: tuple[str, str, int] = ("web-01-logs", "in-use", 100),
+) -> None:
+    """Server SERVER ("web-01") with its system disk on /dev/vda and a data disk on /dev/vdb,
+    each given as (name, status, size)."""
+    cloud.ecs.add_server(SERVER, "web-01", tags=tags)
+    for volume, (name, status, size), device in (
+        (SYSTEM_DISK, system, "/dev/vda"),
+        (DATA_DISK, data, "/dev/vdb"),
+    ):
+        cloud.evs.add_volume(
+            volume,
+            name,
+            status,
+            size,
+            device == "/dev/vda",
+            attachments=[{"server_id": SERVER, "device": device}],
+        )
+
+
 def new_cloud(clock: Callable[[], datetime]) -> FakeCloud:
     """A fake with server SERVER (tagged evs-export=on-stop; a system and a data disk), a
     loose volume, and an untagged server PLAIN_SERVER with one disk."""
     cloud = FakeCloud(ak=AK, sk=SK, project_id=PROJECT, region=REGION, clock=clock)
-    cloud.ecs.add_server(SERVER, "web-01", tags=["evs-export=on-stop", "env=demo"])
+    add_web01(cloud, tags=["evs-export=on-stop", "env=demo"])
     cloud.ecs.add_server(PLAIN_SERVER, "db-02", tags=["env=demo"])
-    cloud.evs.add_volume(
-        SYSTEM_DISK,
-        "web-01-system",
-        "in-use",
-        40,
-        True,
-        attachments=[{"server_id": SERVER, "device": "/dev/vda"}],
-    )
-    cloud.evs.add_volume(
-        DATA_DISK,
-        "web-01-logs",
-        "in-use",
-        100,
-        False,
-        attachments=[{"server_id": SERVER, "device": "/dev/vdb"}],
-    )
     cloud.evs.add_volume(LOOSE_VOLUME, "app-data-archive", "available", 40, False)
     cloud.evs.add_volume(
         PLAIN_DISK,

@@ -32,6 +32,7 @@ from tests.integration.test_triggers import (
     SK,
     SYSTEM_DISK,
     ZERO,
+    add_web01,
     body_of,
     export_posts,
     exported_bodies,
@@ -111,23 +112,7 @@ def test_decommission_exports_both_disks_then_redelivery_exports_nothing_new(
     """A signed decommission exports both disks (forced, deterministic names) with 202; the
     same delivery redelivered with a new timestamp ends in two duplicate skips."""
     cloud, env = served
-    cloud.ecs.add_server(SERVER, "web-01", tags=["env=demo"])
-    cloud.evs.add_volume(
-        SYSTEM_DISK,
-        "web-01-system",
-        "in-use",
-        40,
-        True,
-        attachments=[{"server_id": SERVER, "device": "/dev/vda"}],
-    )
-    cloud.evs.add_volume(
-        DATA_DISK,
-        "web-01-logs",
-        "in-use",
-        100,
-        False,
-        attachments=[{"server_id": SERVER, "device": "/dev/vdb"}],
-    )
+    add_web01(cloud, tags=["env=demo"])
 
     response = run(webhook_event(DECOMMISSION, msg_id="msg_decom_web01"), env, clock)
     assert response["statusCode"] == 202
@@ -166,23 +151,7 @@ def test_decommission_with_force_false_and_a_template_sends_them(
     """force false and an image_name template are honoured; an in-use disk is then refused
     by EVS and reported rejected, the available one accepted."""
     cloud, env = served
-    cloud.ecs.add_server(SERVER, "web-01")
-    cloud.evs.add_volume(
-        SYSTEM_DISK,
-        "sys",
-        "in-use",
-        40,
-        True,
-        attachments=[{"server_id": SERVER, "device": "/dev/vda"}],
-    )
-    cloud.evs.add_volume(
-        DATA_DISK,
-        "data",
-        "available",
-        10,
-        False,
-        attachments=[{"server_id": SERVER, "device": "/dev/vdb"}],
-    )
+    add_web01(cloud, system=("sys", "in-use", 40), data=("data", "available", 10))
     payload = {**DECOMMISSION, "force": False, "image_name": "last-{disk}-{volume_name}"}
     response = run(webhook_event(payload), env, clock)
     assert response["statusCode"] == 202
