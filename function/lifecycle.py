@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -180,8 +180,12 @@ def parse_time(value: object) -> datetime | None:
 
 
 def parse_resource(resource: Mapping[str, Any]) -> ManagedImage | None:
-    """A ``resource_instances`` entry as a ManagedImage (None without an ID)."""
-    detail = resource.get("resource_detail")
+    """A ``resource_instances`` entry as a ManagedImage (None without an ID).
+
+    The real entry's detail holds only ``status`` (PLATFORM.md 10.2; the docs spell the key
+    ``resource_detail``, the SDK model ``resouce_detail``: both are read). The creation time
+    then comes from the image's own ``evs-export-started`` tag, written with the marker."""
+    detail = resource.get("resource_detail", resource.get("resouce_detail"))
     detail = detail if isinstance(detail, Mapping) else {}
     image_id = resource.get("resource_id") or detail.get("id")
     if not isinstance(image_id, str) or not image_id:
@@ -190,7 +194,7 @@ def parse_resource(resource: Mapping[str, Any]) -> ManagedImage | None:
     tags = parse_tags(raw_tags) if isinstance(raw_tags, list) else {}
     name = resource.get("resource_name") or detail.get("name") or ""
     status = detail.get("status")
-    return ManagedImage(
+    image = ManagedImage(
         id=image_id,
         name=str(name),
         status=status if isinstance(status, str) else None,
@@ -198,16 +202,25 @@ def parse_resource(resource: Mapping[str, Any]) -> ManagedImage | None:
         updated_at=parse_time(detail.get("updated_at")),
         tags=tags,
     )
+    if image.created_at is None and image.started is not None:
+        return replace(image, created_at=image.started)
+    return image
+
+
+def incomplete(image: ManagedImage) -> bool:
+    """Whether a managed image lacks what the life cycle needs from the listing (status,
+    name, creation time), so that one GET must fill it in."""
+    return image.managed and (image.status is None or not image.name or image.created_at is None)
 
 
 def with_detail(image: ManagedImage, detail: Mapping[str, Any]) -> ManagedImage:
-    """``image`` completed from ``GET /v2/images/{id}`` (when the listing lacked a status)."""
+    """``image`` completed from ``GET /v2/images/{id}``: IMS's own status, name and times."""
     status = detail.get("status")
     return ManagedImage(
         id=image.id,
-        name=image.name or str(detail.get("name") or ""),
+        name=str(detail.get("name") or "") or image.name,
         status=status if isinstance(status, str) else image.status,
-        created_at=image.created_at or parse_time(detail.get("created_at")),
+        created_at=parse_time(detail.get("created_at")) or image.created_at,
         updated_at=parse_time(detail.get("updated_at")) or image.updated_at,
         tags=image.tags,
     )
@@ -388,7 +401,15 @@ def run_tasks(
         return result
     budget = _Budget(client.runtime.remaining_ms)
     images = [i for i in (parse_resource(r) for r in listed) if i is not None]
-    images = _complete(ims, images, budget)
+    policies = {rule.policy for rule in rules}
+    reconciling = "reconcile" in work.tasks
+    images = _complete(
+        ims,
+        images,
+        lambda i: (reconciling and i.reported is None) or i.policy in policies,
+        budget,
+        max_workers,
+    )
     known = {i.id for i in images}
     images += [i for i in just_accepted(outcomes, ctx.now()) if i.id not in known]
 
@@ -400,17 +421,26 @@ def run_tasks(
     return result
 
 
-def _complete(ims: ImsClient, images: list[ManagedImage], budget: _Budget) -> list[ManagedImage]:
-    """Fill in the status of listed images whose entry lacked one (one GET each)."""
-    out: list[ManagedImage] = []
-    for image in images:
-        if image.status is None and image.managed and budget.covers():
-            try:
-                image = with_detail(image, ims.get_image(image.id))
-            except ExportError as exc:
-                log.warning("could not read image", image_id=image.id, error=exc.as_dict())
-        out.append(image)
-    return out
+def _complete(
+    ims: ImsClient,
+    images: list[ManagedImage],
+    wanted: Callable[[ManagedImage], bool],
+    budget: _Budget,
+    max_workers: int,
+) -> list[ManagedImage]:
+    """Fill in, with one GET each, the listed images this run works on whose entry lacks
+    what the rules need (status, name, creation time; see ``incomplete``)."""
+
+    def complete(image: ManagedImage) -> ManagedImage:
+        if not (incomplete(image) and wanted(image) and budget.covers()):
+            return image
+        try:
+            return with_detail(image, ims.get_image(image.id))
+        except ExportError as exc:
+            log.warning("could not read image", image_id=image.id, error=exc.as_dict())
+            return image
+
+    return _parallel(complete, images, max_workers)
 
 
 def _reconcile(
@@ -424,22 +454,27 @@ def _reconcile(
     """Report finished images: tag first, then the event, so a report is never repeated."""
     due = to_report(images)
 
-    def report(pair: tuple[ManagedImage, str]) -> str | ExportError | None:
+    def report(pair: tuple[ManagedImage, str]) -> tuple[ManagedImage, str] | ExportError | None:
         image, kind = pair
         if not budget.covers():
             return None
         try:
+            if image.updated_at is None:
+                # The tag listing has no times (PLATFORM.md 10.2): the image's own GET gives
+                # when it finished, for ``duration_s``.
+                image = with_detail(image, ims.get_image(image.id))
             ims.tag_image(image.id, {REPORTED_KEY: kind})
         except ExportError as exc:
             log.warning("could not record a report", image_id=image.id, error=exc.as_dict())
             return exc
-        return kind
+        return image, kind
 
     outcomes = _parallel(report, due, max_workers)
     counts = {"completed": 0, "image_failed": 0, "not_recorded": 0, "deferred": 0}
     reported: list[str] = []
     for (image, kind), done in zip(due, outcomes, strict=True):
-        if isinstance(done, str):
+        if isinstance(done, tuple):
+            image = done[0]
             result.events.append(report_event(ctx, image, kind))
             reported.append(image.id)
             counts[kind] += 1

@@ -26,7 +26,11 @@ class ImsClient:
         self.client = client
 
     def list_images(self, **filters: str) -> list[dict[str, Any]]:
-        """``GET /v2/cloudimages`` with exact filters, following ``marker`` pages."""
+        """``GET /v2/cloudimages`` with exact filters, following ``marker`` pages.
+
+        The real listing has no ``next`` link (PLATFORM.md 10.1: the SDK's
+        ``ListImagesResponse`` holds only ``images``): ask for the next page, from the last
+        image seen, until a page comes back shorter than ``limit``."""
         images: list[dict[str, Any]] = []
         marker: str | None = None
         while True:
@@ -38,7 +42,7 @@ class ImsClient:
             if not isinstance(page, list):
                 return images
             images.extend(i for i in page if isinstance(i, dict))
-            if len(page) < PAGE or not data.get("next"):
+            if len(page) < PAGE:
                 return images
             last = page[-1].get("id") if isinstance(page[-1], dict) else None
             if not isinstance(last, str) or last == marker:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -514,3 +515,18 @@ def test_429_through_client_throttles_shared_limiter() -> None:
     make_client(transport, limiter=limiter).call("evs", "GET", VOLUME_PATH)
     assert limiter.throttles == 1
     assert limiter.rate == 5.5
+
+
+def test_image_listing_pages_by_marker_without_next_link() -> None:
+    """IMS listings carry no ``next`` (PLATFORM.md 10.1): a full page of 500 asks for the next
+    page from its last image ID, and a short page ends the listing."""
+    first = [{"id": f"id-{i}", "name": "x"} for i in range(500)]
+    transport = ScriptedTransport(
+        response(200, {"images": first}), response(200, {"images": [{"id": "last", "name": "x"}]})
+    )
+    ims = ImsClient(CloudClient(make_settings(), make_runtime(), transport))
+    images = ims.list_images(name="x")
+    assert len(images) == 501
+    assert len(transport.sent) == 2
+    query = parse_qs(urlsplit(transport.sent[1].url).query)
+    assert query["marker"] == ["id-499"] and query["limit"] == ["500"]

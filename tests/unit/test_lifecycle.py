@@ -8,6 +8,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
 from function.cloud.client import CloudClient
 from function.cloud.evs import Accepted
 from function.cloud.ims import ImsClient
@@ -20,6 +22,7 @@ from function.lifecycle import (
     KeepRule,
     ManagedImage,
     duration_s,
+    incomplete,
     just_accepted,
     keep_rules,
     parse_resource,
@@ -146,6 +149,44 @@ def test_parse_resource_reads_listing_entries() -> None:
     assert parsed.updated_at == START + timedelta(minutes=10)
     assert parsed.managed and parsed.started == datetime.fromtimestamp(1, timezone.utc)
     assert parse_resource({"resource_detail": {}}) is None
+
+
+@pytest.mark.parametrize("detail_key", ["resource_detail", "resouce_detail"])
+def test_parse_resource_takes_creation_time_from_started_tag(detail_key: str) -> None:
+    """A status-only detail (PLATFORM.md 10.2; the SDK model spells the key resouce_detail)
+    still gives status, and the creation time comes from the evs-export-started tag."""
+    started = int((START + timedelta(hours=2)).timestamp())
+    resource: dict[str, Any] = {
+        "resource_id": IMAGE,
+        "resource_name": "nightly-1",
+        detail_key: {"status": "active"},
+        "tags": [
+            {"key": MARKER_KEY, "value": "managed"},
+            {"key": STARTED_KEY, "value": str(started)},
+        ],
+    }
+    parsed = parse_resource(resource)
+    assert parsed is not None
+    assert parsed.status == "active"
+    assert parsed.created_at == START + timedelta(hours=2)
+    assert parsed.updated_at is None
+    assert not incomplete(parsed)
+
+
+def test_listing_entry_without_time_or_name_is_incomplete() -> None:
+    """A managed entry with no started tag, or no name, needs a GET; a foreign one never."""
+    bare: dict[str, Any] = {
+        "resource_id": IMAGE,
+        "resource_name": "n",
+        "resource_detail": {"status": "active"},
+        "tags": [{"key": MARKER_KEY, "value": "managed"}],
+    }
+    parsed = parse_resource(bare)
+    assert parsed is not None and parsed.created_at is None and incomplete(parsed)
+    nameless = parse_resource({**bare, "resource_name": "", "tags": [*bare["tags"]]})
+    assert nameless is not None and incomplete(nameless)
+    foreign = parse_resource({**bare, "tags": []})
+    assert foreign is not None and not incomplete(foreign)
 
 
 def test_reconcile_reports_finished_unreported_managed_images_only() -> None:
