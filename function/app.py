@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -25,7 +25,7 @@ from function.plan import Planner
 from function.results import EventContext, outcome_event, summarize
 from function.runtime import Runtime
 from function.triggers import route
-from function.work import ExportOrder, Outcome, Rejection, Work
+from function.work import ExportOrder, Outcome, PlanRequest, Rejection, Work
 
 log = structlog.get_logger("evs_export")
 
@@ -151,7 +151,20 @@ def run_work(
         items += [Rejection(None, exc) for _ in work.plans]
         return [_settled(i, exc) for i in items], []
     planner = Planner(EvsClient(client), EcsClient(client), ImsClient(client))
+    waits: list[PlanRequest] = []  # servers still stopping, to wait for in a later invocation
+    waiting: list[Outcome] = []  # their disks, deferred
     for plan in work.plans:
+        if plan.stop_deadline is not None:
+            from function.stopwait import await_stopped
+
+            wait = await_stopped(plan, planner.ecs, runtime)
+            items.extend(wait.outcomes)
+            waiting.extend(o for o in wait.outcomes if o.kind == "deferred")
+            if wait.waiting is not None:
+                waits.append(wait.waiting)
+            if wait.ready is None:
+                continue
+            plan = wait.ready
         try:
             items.extend(planner.resolve(plan))
         except ExportError as exc:
@@ -178,11 +191,11 @@ def run_work(
     )
     settled.update({id(o): out for o, out in zip(to_send, exporter.run(to_send), strict=True)})
     deferred = [o for o in orders if settled[id(o)].kind == "deferred"]
-    if deferred:
-        settled.update(hand_on(work, deferred, client, settings, runtime, planner.notes))
-    return [
-        settled[id(i)] if isinstance(i, ExportOrder) else _settled(i) for i in items
-    ], planner.notes
+    if deferred or waits:
+        settled.update(
+            hand_on(work, deferred, client, settings, runtime, planner.notes, waits, waiting)
+        )
+    return [settled.get(id(i)) or _settled(i) for i in items], planner.notes
 
 
 def hand_on(
@@ -192,37 +205,63 @@ def hand_on(
     settings: Settings,
     runtime: Runtime,
     notes: list[str],
+    waits: Sequence[PlanRequest] = (),
+    waiting: Sequence[Outcome] = (),
 ) -> dict[int, Outcome]:
-    """Hand the orders the budget did not cover to an asynchronous invocation of this
-    function; if that is impossible they end ``failed`` here, never silently dropped."""
+    """Hand the orders the budget did not cover, and the servers still stopping (``waits``,
+    whose disks are ``waiting``), to an asynchronous invocation of this function; if that is
+    impossible they end ``failed`` here, never silently dropped. Keyed by ``id`` of the
+    order or waiting outcome they replace."""
     from function.cloud.functiongraph import FunctionGraphClient
     from function.triggers import continuation
 
     error: ExportError | None = None
-    if work.hop >= continuation.MAX_HOPS:
+    waiting_chain = bool(waits) or any(p.stop_deadline is not None for p in work.plans)
+    limit = continuation.MAX_WAIT_HOPS if waiting_chain else continuation.MAX_HOPS
+    if work.hop >= limit:
         error = ExportError(
             "HopLimitReached",
-            f"the time budget ran out {continuation.MAX_HOPS} invocations in a row; "
+            f"the time budget ran out {limit} invocations in a row; "
             "raise the function's timeout or narrow the selection",
         )
     else:
         try:
             urn = function_urn(settings, runtime)
-            event = continuation.build(work, deferred)
+            event = continuation.build(work, deferred, waits)
             request_id = FunctionGraphClient(client).invoke_async(urn, event)
         except ExportError as exc:
             error = ExportError("ContinuationFailed", f"could not hand the rest on: {exc.message}")
         else:
-            notes.append(
-                f"{len(deferred)} volume(s) handed to asynchronous invocation {request_id}"
+            if deferred:
+                notes.append(
+                    f"{len(deferred)} volume(s) handed to asynchronous invocation {request_id}"
+                )
+            servers = sum(len(p.server_ids) for p in waits)
+            if servers:
+                notes.append(
+                    f"{servers} server(s) not yet SHUTOFF: waiting handed to asynchronous "
+                    f"invocation {request_id}"
+                )
+            log.info(
+                "work handed on",
+                deferred=len(deferred),
+                waiting_servers=servers,
+                async_request_id=request_id,
             )
-            log.info("work handed on", deferred=len(deferred), async_request_id=request_id)
             return {}
     error.outcome = "failed"
-    log.error("deferred work not handed on", error=error.as_dict(), volumes=len(deferred))
-    return {
+    log.error(
+        "deferred work not handed on",
+        error=error.as_dict(),
+        volumes=len(deferred) + len(waiting),
+    )
+    failed = {
         id(o): Outcome("failed", o.volume_id, o.image_name, error=error, order=o) for o in deferred
     }
+    failed.update(
+        {id(o): Outcome("failed", o.volume_id, error=error, extra=o.extra) for o in waiting}
+    )
+    return failed
 
 
 def _settled(item: ExportOrder | Rejection | Outcome, error: ExportError | None = None) -> Outcome:

@@ -47,6 +47,7 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_attempts: int = 5
+    stop_wait_seconds: int = 600
     log_level: str = "INFO"
     problems: tuple[ConfigError, ...] = ()
 
@@ -148,6 +149,7 @@ class Settings:
             function_urn=get("FUNCTION_URN"),
             max_concurrency=int(number("MAX_CONCURRENCY", 8, 1, 64, True)),
             max_requests_per_second=number("MAX_REQUESTS_PER_SECOND", 10.0, 0.1, 1000.0, False),
+            stop_wait_seconds=int(number("CTS_STOP_WAIT_SECONDS", 600, 0, 3600, True)),
             log_level=level,
             problems=tuple(problems),
         )

@@ -59,6 +59,8 @@ class PlanRequest:
     fields: Mapping[str, str] = field(default_factory=dict)  # more template fields
     dry_run: bool = False
     keep: int | None = None
+    # Export a server's disks only once it is SHUTOFF, waiting until then (CTS stopServer).
+    stop_deadline: datetime | None = None
 
 
 @dataclass

@@ -1,23 +1,31 @@
 """The follow-up of an invocation whose time ran out: this function invoked itself
 asynchronously with the volumes it had not started (``evs.export.deferred``), with the same
-options. Each order is validated again; the chain stops at ``MAX_HOPS``."""
+options, and with the servers it is still waiting for to stop (``waits``: CTS plans with
+their deadline; ``function.stopwait``). Each order and wait is validated again; the chain
+stops at ``MAX_HOPS`` (``MAX_WAIT_HOPS`` while it waits for servers, which its deadline
+bounds too)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from function.config import Settings
 from function.errors import InvalidInput
-from function.model import is_uuid, parse_export
+from function.model import ACTION_KEY, is_uuid, parse_export
 from function.runtime import Runtime
+from function.times import parse_time
 from function.triggers import CONTINUATION_KEY
 from function.triggers.chat_job import slack_url
-from function.work import ExportOrder, Rejection, Work
+from function.work import ExportOrder, PlanRequest, Rejection, Work
 
 NAME = "continuation"
 KEY = CONTINUATION_KEY
 MAX_HOPS = 8
+MAX_WAIT_HOPS = 64
+MAX_TEMPLATE = 512
+PROBE_VOLUME = "00000000-0000-4000-8000-000000000000"  # validates a wait's options only
 TRIGGERS = ("direct", "timer", "webhook", "chat", "cts")
 
 
@@ -25,27 +33,47 @@ def matches(event: object) -> bool:
     return isinstance(event, Mapping) and KEY in event
 
 
-def build(work: Work, orders: Sequence[ExportOrder]) -> dict[str, Any]:
-    """The event that carries ``orders`` to the next invocation of the chain."""
-    return {
-        KEY: {
-            "hop": work.hop + 1,
-            "trigger": work.trigger,
-            "correlation_id": work.correlation_id,
-            "response_url": work.response_url,
-            "orders": [
-                {
-                    "volume_id": o.volume_id,
-                    "body": o.body,
-                    "policy": o.policy,
-                    "server_id": o.server_id,
-                    "dry_run": o.dry_run,
-                    "keep": o.keep,
-                }
-                for o in orders
-            ],
-        }
+def build(
+    work: Work, orders: Sequence[ExportOrder], waits: Sequence[PlanRequest] = ()
+) -> dict[str, Any]:
+    """The event that carries ``orders`` (and ``waits``) to the next invocation."""
+    job: dict[str, Any] = {
+        "hop": work.hop + 1,
+        "trigger": work.trigger,
+        "correlation_id": work.correlation_id,
+        "response_url": work.response_url,
+        "orders": [
+            {
+                "volume_id": o.volume_id,
+                "body": o.body,
+                "policy": o.policy,
+                "server_id": o.server_id,
+                "dry_run": o.dry_run,
+                "keep": o.keep,
+            }
+            for o in orders
+        ],
     }
+    if waits:
+        job["waits"] = [_wait_out(p) for p in waits]
+    return {KEY: job}
+
+
+def _wait_out(plan: PlanRequest) -> dict[str, Any]:
+    assert plan.stop_deadline is not None
+    return {
+        "policy": plan.policy,
+        "template": plan.template,
+        "time": _iso(plan.time),
+        "options": dict(plan.options),
+        "server_ids": list(plan.server_ids),
+        "server_tag": list(plan.server_tag) if plan.server_tag else None,
+        "stop_deadline": _iso(plan.stop_deadline),
+    }
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
@@ -61,6 +89,15 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
     work.hop = hop if isinstance(hop, int) and not isinstance(hop, bool) and hop > 0 else 1
     work.response_url = slack_url(job.get("response_url"))
     orders = job.get("orders")
+    waits = job.get("waits")
+    if isinstance(waits, list) and waits:
+        for i, raw_wait in enumerate(waits):
+            try:
+                work.plans.append(_wait_in(raw_wait, f"{KEY}.waits[{i}]"))
+            except InvalidInput as exc:
+                work.items.append(Rejection(None, exc))
+        if orders == []:
+            return work
     if not isinstance(orders, list) or not orders:
         work.items.append(
             Rejection(None, InvalidInput(f"{KEY}.orders", "orders must be a non-empty list"))
@@ -99,3 +136,38 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
 
 def _opt_str(value: object) -> str | None:
     return value[:128] if isinstance(value, str) and value else None
+
+
+def _wait_in(raw: object, where: str) -> PlanRequest:
+    """A wait for stopping servers, as ``_wait_out`` wrote it; InvalidInput naming the field."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(where, f"{where} must be an object")
+    servers = raw.get("server_ids")
+    if not isinstance(servers, list) or not servers or not all(is_uuid(v) for v in servers):
+        raise InvalidInput(f"{where}.server_ids", "server_ids must be a list of server UUIDs")
+    template = raw.get("template")
+    if not isinstance(template, str) or not template or len(template) > MAX_TEMPLATE:
+        raise InvalidInput(f"{where}.template", "template must be a non-empty string")
+    options = raw.get("options")
+    if not isinstance(options, Mapping):
+        raise InvalidInput(f"{where}.options", "options must be an object")
+    probe = {ACTION_KEY: {"image_name": "probe", **options}}
+    parse_export({"volume_id": PROBE_VOLUME, **probe}, f"{where}.options")
+    tag = raw.get("server_tag")
+    if tag is not None and not (
+        isinstance(tag, list) and len(tag) == 2 and all(isinstance(t, str) for t in tag)
+    ):
+        raise InvalidInput(f"{where}.server_tag", "server_tag must be [key, value] or null")
+    when = parse_time(raw.get("time"), f"{where}.time")
+    deadline = parse_time(raw.get("stop_deadline"), f"{where}.stop_deadline")
+    if when is None or deadline is None:
+        raise InvalidInput(f"{where}.stop_deadline", "time and stop_deadline are required")
+    return PlanRequest(
+        policy=_opt_str(raw.get("policy")),
+        template=template,
+        time=when,
+        options=dict(options),
+        server_ids=tuple(str(v) for v in servers),
+        server_tag=(tag[0], tag[1]) if tag is not None else None,
+        stop_deadline=deadline,
+    )

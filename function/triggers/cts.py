@@ -1,10 +1,17 @@
 """CTS trigger (``{"cts": {...}}``): ``stopServer`` of a server tagged ``evs-export=on-stop``
-exports its disks. Other traces, and untagged servers, are acknowledged and left alone."""
+exports its disks once the server is ``SHUTOFF`` (``function.stopwait``). Other traces, and
+untagged servers, are acknowledged and left alone.
+
+The stopped servers are the trace's ``resource_id`` and, for a batch stop
+(``POST /v1/{project_id}/cloudservers/action``), the request's ``os-stop.servers[].id``; the
+request arrives as an object or as a JSON string (PLATFORM.md 10.4). Each server is handled
+once, however often the trace names it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from function.config import Settings
@@ -42,11 +49,16 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
     if trace not in TRACES or (service != "ECS" and resource != "ecs"):
         work.note = f"trace {str(trace)[:64]!r} of {service or 'unknown service'} needs no export"
         return work
-    server_id = _server_id(cts)
-    if server_id is None:
+    server_ids = _server_ids(cts)
+    if not server_ids:
         work.items.append(
             Rejection(
-                None, InvalidInput("cts.resource_id", "the stopServer trace names no server UUID")
+                None,
+                InvalidInput(
+                    "cts.resource_id",
+                    "the stopServer trace names no server UUID (in resource_id, nor in "
+                    "request os-stop.servers[].id)",
+                ),
             )
         )
         return work
@@ -63,24 +75,33 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
             template=TEMPLATE,
             time=when or runtime.clock(),
             options={"force": True},
-            server_ids=(server_id,),
+            server_ids=server_ids,
             server_tag=SERVER_TAG,
+            stop_deadline=runtime.clock() + timedelta(seconds=settings.stop_wait_seconds),
         )
     )
     return work
 
 
-def _server_id(cts: Mapping[str, Any]) -> str | None:
-    """The stopped server: ``resource_id``, else the request body's server reference."""
+def _server_ids(cts: Mapping[str, Any]) -> tuple[str, ...]:
+    """The stopped servers, each once: ``resource_id``, then the request's references
+    (a batch ``os-stop.servers[].id``, or a single ``server_id``/``id``)."""
+    found: list[str] = []
     candidate = cts.get("resource_id")
     if is_uuid(candidate):
-        return str(candidate)
+        found.append(str(candidate))
     request = _json_field(cts.get("request"))
+    stop = request.get("os-stop")
+    servers = stop.get("servers") if isinstance(stop, Mapping) else None
+    for row in servers if isinstance(servers, list) else []:
+        value = row.get("id") if isinstance(row, Mapping) else None
+        if is_uuid(value):
+            found.append(str(value))
     for key in ("server_id", "id"):
         value = request.get(key)
         if is_uuid(value):
-            return str(value)
-    return None
+            found.append(str(value))
+    return tuple(dict.fromkeys(found))
 
 
 def _json_field(value: object) -> Mapping[str, Any]:

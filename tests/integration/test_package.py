@@ -51,7 +51,7 @@ mock = mock_cloud(ak="AKTEST", sk="SKTEST", project_id=PID)
 with mock as cloud:
     mock.responses.add(responses.POST, "https://hooks.example.test/r", status=200)
     mock.responses.add(responses.POST, "https://hooks.slack.com/x", status=200)
-    cloud.ecs.add_server(id=SERVER, name="web", tags=["evs-export=on-stop"])
+    cloud.ecs.add_server(id=SERVER, name="web", tags=["evs-export=on-stop"], status="SHUTOFF")
     for i, status in enumerate(["in-use", "in-use", "available"]):
         cloud.evs.add_volume(
             id=f"11111111-0000-4000-8000-00000000000{i}", name=f"v{i}", status=status,

@@ -102,10 +102,11 @@ def add_web01(
     tags: list[str] | None = None,
     system: tuple[str, str, int] = ("web-01-system", "in-use", 40),
     data: tuple[str, str, int] = ("web-01-logs", "in-use", 100),
+    status: str = "SHUTOFF",
 ) -> None:
-    """Server SERVER ("web-01") with its system disk on /dev/vda and a data disk on /dev/vdb,
-    each given as (name, status, size)."""
-    cloud.ecs.add_server(SERVER, "web-01", tags=tags)
+    """Server SERVER ("web-01", stopped unless ``status`` says otherwise) with its system
+    disk on /dev/vda and a data disk on /dev/vdb, each given as (name, status, size)."""
+    cloud.ecs.add_server(SERVER, "web-01", tags=tags, status=status)
     for volume, (name, status, size), device in (
         (SYSTEM_DISK, system, "/dev/vda"),
         (DATA_DISK, data, "/dev/vdb"),
@@ -125,7 +126,7 @@ def new_cloud(clock: Callable[[], datetime]) -> FakeCloud:
     loose volume, and an untagged server PLAIN_SERVER with one disk."""
     cloud = FakeCloud(ak=AK, sk=SK, project_id=PROJECT, region=REGION, clock=clock)
     add_web01(cloud, tags=["evs-export=on-stop", "env=demo"])
-    cloud.ecs.add_server(PLAIN_SERVER, "db-02", tags=["env=demo"])
+    cloud.ecs.add_server(PLAIN_SERVER, "db-02", tags=["env=demo"], status="SHUTOFF")
     cloud.evs.add_volume(LOOSE_VOLUME, "app-data-archive", "available", 40, False)
     cloud.evs.add_volume(
         PLAIN_DISK,
@@ -885,7 +886,7 @@ def test_cts_stops_on_different_days_each_export_even_with_long_names(
 ) -> None:
     """Two stopServer traces a day apart each export the disks, even when the server and
     volume names are long: cutting a name to 128 characters must not cut off its time."""
-    cloud.ecs.add_server(SERVER, "s" * 60, tags=["evs-export=on-stop"])
+    cloud.ecs.add_server(SERVER, "s" * 60, tags=["evs-export=on-stop"], status="SHUTOFF")
     cloud.evs.add_volume(
         DATA_DISK, "v" * 60, "in-use", 10, attachments=[{"server_id": SERVER, "device": "/dev/vdb"}]
     )

@@ -1051,6 +1051,43 @@ def test_continuation_valid_is_answered(exports: list[dict[str, Any]], hop: Any)
     assert len(check_events(result)) == len(orders)
 
 
+@st.composite
+def invalid_waits(draw: st.DrawFn) -> Any:
+    """A wait for stopping servers (function.stopwait) with one field broken."""
+    wait: dict[str, Any] = {
+        "policy": "on-stop",
+        "template": "{server_name}-{volume_name}",
+        "time": "2026-11-25T18:00:00Z",
+        "options": {"force": True},
+        "server_ids": [str(uuid.UUID(int=21))],
+        "server_tag": ["evs-export", "on-stop"],
+        "stop_deadline": "2026-11-25T18:10:00Z",
+    }
+    if draw(st.booleans()):
+        return draw(non_mappings)
+    key = draw(st.sampled_from(["template", "options", "server_ids", "server_tag", "time"]))
+    bad = {
+        "template": st.one_of(non_strings, st.just(""), st.just("x" * 600)),
+        "options": st.one_of(non_mappings, st.just({"force": "yes"}), st.just({"evil": 1})),
+        "server_ids": st.one_of(non_strings, st.lists(bad_ids, min_size=1, max_size=2)),
+        "server_tag": st.one_of(st.just(["a"]), st.just([1, 2]), st.just("k=v")),
+        "time": st.one_of(st.just("yesterday"), st.just(None), st.just(True)),
+    }[key]
+    wait[key] = draw(bad)
+    return wait
+
+
+@HYPOTHESIS
+@given(st.lists(invalid_waits(), min_size=1, max_size=3))
+def test_continuation_invalid_waits_send_nothing(waits: list[Any]) -> None:
+    """A continuation whose waits for stopping servers are broken is rejected wait by wait,
+    each naming its field; nothing is sent."""
+    event = {CONTINUATION_KEY: {"hop": 1, "trigger": "cts", "orders": [], "waits": waits}}
+    result = run(event, invalid=True)
+    check_rejected(result)
+    assert result["summary"]["rejected"] == len(waits)
+
+
 # -- whatever arrives at the handler -------------------------------------------------------
 
 
