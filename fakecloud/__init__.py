@@ -3,6 +3,15 @@
 In process: `with mock_cloud(ak=..., sk=..., project_id=...) as cloud:` routes the service
 endpoints through `responses`. Over HTTP: `serve(cloud)` or `python -m fakecloud`.
 Every request's SDK-HMAC-SHA256 signature is checked; the fake never imports the function.
+
+Seed (CONTRACT.md section 6, `load_seed`, `POST /_fake/seed`, `--seed FILE`): `{"volumes":
+[...], "servers": [...], "images": [...]}`. Beyond CONTRACT.md's keys a server may carry
+`"stops_after": <seconds>`: a stop requested at seeding time that leaves it ACTIVE until that
+many seconds of the fake clock have passed, then SHUTOFF (PLATFORM.md 10.4); null or absent
+means not stopping. `EcsBackend.stop_server(server_id, after)` and `POST
+/_fake/servers/{server_id}/stop` with `{"after": <seconds> | null}` start one later (null: a
+stop that fails, ACTIVE forever). Image tags IMS would refuse (more than 10, key > 36 or
+value > 43 characters) make the seed fail.
 """
 
 from fakecloud.base import ManualClock

@@ -38,6 +38,7 @@ SERVICES: dict[str, list[Route]] = {
     "functiongraph": functiongraph.ROUTES,
 }
 CONTROL_PREFIX = "/_fake/"
+_STOP_ROUTE = re.compile(r"^servers/(?P<server_id>[^/]+)/stop$")
 _HOST_RE = re.compile(r"^(?P<service>[a-z]+)\.[a-z0-9-]+\.myhuaweicloud\.(?:com|eu)(?::\d+)?$")
 
 
@@ -145,12 +146,14 @@ class FakeCloud:
                     volume_image_metadata=v.get("volume_image_metadata") or {},
                 )
             for s in seed.get("servers", []):
+                stops_after = s.get("stops_after")
                 self.ecs.add_server(
                     id=s["id"],
                     name=s.get("name", ""),
                     tags=s.get("tags") or [],
                     status=s.get("status", "ACTIVE"),
                     metadata=s.get("metadata") or {},
+                    stops_after=None if stops_after is None else float(stops_after),
                 )
             for i in seed.get("images", []):
                 item = dict(i)
@@ -365,6 +368,18 @@ class FakeCloud:
             for image_name, outcome in dict(outcomes).items():
                 self.ims.set_outcome(image_name, outcome)
             return json_reply(200, self.state()["progress"], req)
+        stop = _STOP_ROUTE.match(name)
+        if stop is not None and method == "POST":
+            data = parse_json(req)
+            if not isinstance(data, dict) or set(data) != {"after"}:
+                raise ValueError('a stop is {"after": <seconds> | null}')
+            after = data["after"]
+            if after is not None and (
+                isinstance(after, bool) or not isinstance(after, int | float)
+            ):
+                raise ValueError("after must be a number of seconds or null")
+            server = self.ecs.stop_server(stop.group("server_id"), after)
+            return json_reply(200, {"server": self.ecs.server_dict(server)}, req)
         if name == "clock" and method == "POST":
             data = parse_json(req)
             advance = getattr(self.clock, "advance", None)
