@@ -12,6 +12,13 @@ means not stopping. `EcsBackend.stop_server(server_id, after)` and `POST
 /_fake/servers/{server_id}/stop` with `{"after": <seconds> | null}` start one later (null: a
 stop that fails, ACTIVE forever). Image tags IMS would refuse (more than 10, key > 36 or
 value > 43 characters) make the seed fail.
+
+IAM (fakecloud.iam, PLATFORM.md 10.6), off by default: `FakeCloud(iam_policy=doc)`,
+`cloud.set_iam_policy(doc | None)`, `POST /_fake/iam` (body = doc), `DELETE /_fake/iam`,
+`GET /_fake/iam`, or `python -m fakecloud --iam-policy FILE` enforce a custom policy
+`{"Version": "1.1", "Statement": [{"Effect": "Allow"|"Deny", "Action": [...]}]}`: a signed
+request whose action (`fakecloud.iam.ACTIONS`, one per route) it does not allow gets 403
+"Policy doesn't allow <action> to be performed." in the service's error body.
 """
 
 from fakecloud.base import ManualClock

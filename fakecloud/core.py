@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
-from fakecloud import ecs, evs, functiongraph, ims, smn
+from fakecloud import ecs, evs, functiongraph, iam, ims, smn
 from fakecloud.auth import AuthError, verify
 from fakecloud.base import (
     ApiError,
@@ -92,6 +92,7 @@ class FakeCloud:
         region: str = "cn-north-4",
         security_token: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        iam_policy: Mapping[str, Any] | None = None,
     ) -> None:
         self.ak, self.sk = ak, sk
         self.project_id = project_id
@@ -106,6 +107,8 @@ class FakeCloud:
         self.ims = ims.ImsBackend(self)
         self.smn = smn.SmnBackend(self)
         self.functiongraph = functiongraph.FunctionGraphBackend(self)
+        self.iam_policy: iam.Policy | None = None
+        self.set_iam_policy(iam_policy)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -113,8 +116,18 @@ class FakeCloud:
         """The fake clock's time, aware UTC."""
         return utc(self.clock())
 
+    def set_iam_policy(self, document: Mapping[str, Any] | None) -> None:
+        """Enforce the IAM custom policy `document` (see fakecloud.iam), or stop with None.
+
+        ValueError for a document the fake cannot evaluate. Like the credentials, the policy
+        is account configuration: `reset()` keeps it.
+        """
+        policy = None if document is None else iam.Policy(document)
+        with self.lock:
+            self.iam_policy = policy
+
     def reset(self) -> None:
-        """Clear all state, faults, progress settings and the request log."""
+        """Clear all state, faults, progress settings and the request log (not the policy)."""
         with self.lock:
             for backend in (self.evs, self.ecs, self.ims, self.smn, self.functiongraph):
                 backend.reset()
@@ -186,6 +199,7 @@ class FakeCloud:
                     for r in self.requests
                 ],
                 "faults": [f.to_dict() for f in self.faults],
+                "iam_policy": None if self.iam_policy is None else self.iam_policy.document,
                 "progress": {
                     "mode": self.ims.mode,
                     "after": self.ims.after,
@@ -240,7 +254,7 @@ class FakeCloud:
             self._record(req, 0, service, "reset-before")
             return Reply(0, {}, b"", reset="before")
         with self.lock:
-            reply = self._serve(req, target)
+            reply = self._serve(req, service, target)
             if fault is not None and fault.reset == "after":
                 self._record(req, reply.status, service, "reset-after")
                 return Reply(reply.status, reply.headers, reply.body, reset="after")
@@ -260,7 +274,9 @@ class FakeCloud:
                     return service, (handler, m)
         return host_service or "unknown", None
 
-    def _serve(self, req: Request, target: tuple[Handler, re.Match[str]] | None) -> Reply:
+    def _serve(
+        self, req: Request, service: str, target: tuple[Handler, re.Match[str]] | None
+    ) -> Reply:
         if target is None:
             body = {
                 "error_code": "APIGW.0101",
@@ -299,6 +315,11 @@ class FakeCloud:
                     " project.",
                 }
                 return json_reply(400, body, req)
+        policy = self.iam_policy
+        if policy is not None:  # after the signature and project checks (PLATFORM.md 10.6)
+            action = iam.ACTIONS[handler]
+            if not policy.allows(action):
+                return json_reply(403, iam.denied_body(service, action, req.request_id), req)
         self.ims.sweep()
         try:
             return handler(self, req, m)
@@ -353,6 +374,14 @@ class FakeCloud:
             return json_reply(200, {"faults": []}, req)
         if name == "faults" and method == "GET":
             return json_reply(200, {"faults": [f.to_dict() for f in self.faults]}, req)
+        if name == "iam" and method == "POST":
+            self.set_iam_policy(parse_json(req))
+            return json_reply(200, {"iam_policy": self.state()["iam_policy"]}, req)
+        if name == "iam" and method == "DELETE":
+            self.set_iam_policy(None)
+            return json_reply(200, {"iam_policy": None}, req)
+        if name == "iam" and method == "GET":
+            return json_reply(200, {"iam_policy": self.state()["iam_policy"]}, req)
         if name == "seed" and method == "POST":
             data = parse_json(req)
             if not isinstance(data, dict):
