@@ -483,6 +483,22 @@ def list_tags(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     return json_reply(200, {"tags": tags}, req)
 
 
+def _check_tag_filter(body: Any) -> None:
+    """IMS's own rules on `tags` beyond the shared ones: a given list is not empty (SDK
+    ListImageByTagsRequestBody "不能为空列表"), and each key has at most 10 values, all unique
+    (ims_03_0616 [C])."""
+    if not isinstance(body, dict) or "tags" not in body or not isinstance(body["tags"], list):
+        return
+    if not body["tags"]:
+        raise bad_param("'tags' must not be an empty list.")
+    for item in body["tags"]:
+        values = item.get("values") if isinstance(item, dict) else None
+        if isinstance(values, list) and (
+            len(values) > 10 or len(set(map(str, values))) < len(values)
+        ):
+            raise bad_param(f"Invalid tag filter {item!r}: at most 10 values, all unique.")
+
+
 def filter_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     """POST /v2/{project}/images/resource_instances/action: images by tag (string limit/offset).
 
@@ -496,6 +512,7 @@ def filter_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
         body = parse_json(req)
     except BadJson as exc:
         raise bad_param(str(exc)) from exc
+    _check_tag_filter(body)
     action, tags, matches, limit, offset = parse_tag_query(
         body, string_numbers=True, error=bad_param, default_limit=TAG_QUERY_DEFAULT_LIMIT
     )

@@ -357,3 +357,24 @@ def test_images_by_tag_paging_limits(client: Client) -> None:
         response = query(**bad)
         assert response.status_code == 400, bad
         assert set(response.json()) == {"error_code", "error_msg"}
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [],
+        [{"key": "k", "values": [str(n) for n in range(11)]}],
+        [{"key": "k", "values": ["a", "a"]}],
+    ],
+    ids=["empty-list", "eleven-values", "duplicate-values"],
+)
+def test_images_by_tag_filter_rules(client: Client, tags: list[dict[str, object]]) -> None:
+    """The tag query refuses an empty tags list, over 10 values for a key, or repeated values."""
+    client.cloud.ims.add_image(name="i", tags={"k": "a"})
+    path = f"/v2/{PROJECT}/images/resource_instances/action"
+    response = client.call("POST", path, service="ims", body={"action": "filter", "tags": tags})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "IMG.0001"
+    ten = [{"key": "k", "values": [str(n) for n in range(9)] + ["a"]}]
+    ok = client.call("POST", path, service="ims", body={"action": "filter", "tags": ten})
+    assert len(ok.json()["resources"]) == 1
