@@ -160,6 +160,10 @@ class FakeCloud:
                 )
             for s in seed.get("servers", []):
                 stops_after = s.get("stops_after")
+                if stops_after is not None and (
+                    isinstance(stops_after, bool) or not isinstance(stops_after, int | float)
+                ):
+                    raise ValueError(f"server {s['id']!r}: stops_after is seconds or null")
                 self.ecs.add_server(
                     id=s["id"],
                     name=s.get("name", ""),

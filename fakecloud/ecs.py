@@ -73,6 +73,8 @@ class EcsBackend:
         with self._cloud.lock:
             if stops_after is not None and status != "ACTIVE":
                 raise ValueError(f"server {id!r}: only an ACTIVE server can be stopping")
+            if stops_after is not None and stops_after < 0:
+                raise ValueError(f"server {id!r}: stops_after must be >= 0 seconds")
             self.servers[id] = server
             if stops_after is not None:
                 self.stop_server(id, stops_after)

@@ -81,6 +81,10 @@ def test_stop_refusals(cloud: FakeCloud) -> None:
         cloud.ecs.stop_server("on", after=-1)
     with pytest.raises(ValueError, match="only an ACTIVE server"):
         cloud.load_seed({"servers": [{"id": "x", "status": "SHUTOFF", "stops_after": 5}]})
+    for bad in (-1, "5", True):
+        with pytest.raises(ValueError, match="stops_after"):
+            cloud.load_seed({"servers": [{"id": "y", "stops_after": bad}]})
+    assert set(cloud.ecs.servers) == {"off", "on"}
 
 
 def test_stop_control_route(cloud: FakeCloud, clock: ManualClock) -> None:
