@@ -59,9 +59,10 @@ def denied_body(service: str, action: str, request_id: str) -> dict[str, Any]:
     """The 403 body in `service`'s own error format.
 
     EVS: `{"error": {"code", "message"}}` with EVS.5403 ("Policy check failed.", evs_04_0038
-    [C]); ECS the same shape (ecs error format [C], code [U]); IMS and FunctionGraph
-    `{"error_code", "error_msg"}` (PLATFORM.md 4.0 [C], codes [U]); SMN its documented
-    exception body `{"request_id", "code", "message"}` (smn_api_63001 [C], code [U]).
+    [C]); ECS the same shape (as the fake's other ECS errors; shape and code [U]); IMS and
+    FunctionGraph `{"error_code", "error_msg"}` (PLATFORM.md 4.0 [C], codes [U]); SMN its
+    documented exception body `{"request_id", "code", "message"}` (smn_api_63001 [C], code
+    [U]).
     """
     message = denied_message(action)
     if service == "evs":
