@@ -1,4 +1,4 @@
-"""`python -m fakecloud --port N --seed FILE`: serve the fake cloud on 127.0.0.1:N."""
+"""`python -m fakecloud --port N --seed FILE [--iam-policy FILE]`: serve on 127.0.0.1:N."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default="cn-north-4")
     parser.add_argument("--progress", choices=("immediate", "polls", "duration"))
     parser.add_argument("--progress-after", type=float, default=0.0)
+    parser.add_argument(
+        "--iam-policy",
+        metavar="FILE",
+        help="enforce this IAM custom policy (JSON); requests it does not allow get 403",
+    )
     args = parser.parse_args(argv)
     for name, env_name in (
         ("ak", "HUAWEICLOUD_SDK_AK"),
@@ -32,13 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if not getattr(args, name):
             parser.error(f"--{name.replace('_', '-')} or {env_name} is required")
-    cloud = FakeCloud(
-        ak=args.ak,
-        sk=args.sk,
-        project_id=args.project_id,
-        region=args.region,
-        security_token=args.security_token or None,
-    )
+    policy = None
+    if args.iam_policy:
+        with open(args.iam_policy, encoding="utf-8") as fh:
+            policy = json.load(fh)
+    try:
+        cloud = FakeCloud(
+            ak=args.ak,
+            sk=args.sk,
+            project_id=args.project_id,
+            region=args.region,
+            security_token=args.security_token or None,
+            iam_policy=policy,
+        )
+    except ValueError as exc:
+        parser.error(f"--iam-policy {args.iam_policy}: {exc}")
     if args.seed:
         with open(args.seed, encoding="utf-8") as fh:
             cloud.load_seed(json.load(fh))

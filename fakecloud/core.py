@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
-from fakecloud import ecs, evs, functiongraph, ims, smn
+from fakecloud import ecs, evs, functiongraph, iam, ims, smn
 from fakecloud.auth import AuthError, verify
 from fakecloud.base import (
     ApiError,
@@ -38,6 +38,7 @@ SERVICES: dict[str, list[Route]] = {
     "functiongraph": functiongraph.ROUTES,
 }
 CONTROL_PREFIX = "/_fake/"
+_STOP_ROUTE = re.compile(r"^servers/(?P<server_id>[^/]+)/stop$")
 _HOST_RE = re.compile(r"^(?P<service>[a-z]+)\.[a-z0-9-]+\.myhuaweicloud\.(?:com|eu)(?::\d+)?$")
 
 
@@ -91,6 +92,7 @@ class FakeCloud:
         region: str = "cn-north-4",
         security_token: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        iam_policy: Mapping[str, Any] | None = None,
     ) -> None:
         self.ak, self.sk = ak, sk
         self.project_id = project_id
@@ -105,6 +107,8 @@ class FakeCloud:
         self.ims = ims.ImsBackend(self)
         self.smn = smn.SmnBackend(self)
         self.functiongraph = functiongraph.FunctionGraphBackend(self)
+        self.iam_policy: iam.Policy | None = None
+        self.set_iam_policy(iam_policy)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -112,8 +116,18 @@ class FakeCloud:
         """The fake clock's time, aware UTC."""
         return utc(self.clock())
 
+    def set_iam_policy(self, document: Mapping[str, Any] | None) -> None:
+        """Enforce the IAM custom policy `document` (see fakecloud.iam), or stop with None.
+
+        ValueError for a document the fake cannot evaluate. Like the credentials, the policy
+        is account configuration: `reset()` keeps it.
+        """
+        policy = None if document is None else iam.Policy(document)
+        with self.lock:
+            self.iam_policy = policy
+
     def reset(self) -> None:
-        """Clear all state, faults, progress settings and the request log."""
+        """Clear all state, faults, progress settings and the request log (not the policy)."""
         with self.lock:
             for backend in (self.evs, self.ecs, self.ims, self.smn, self.functiongraph):
                 backend.reset()
@@ -145,12 +159,18 @@ class FakeCloud:
                     volume_image_metadata=v.get("volume_image_metadata") or {},
                 )
             for s in seed.get("servers", []):
+                stops_after = s.get("stops_after")
+                if stops_after is not None and (
+                    isinstance(stops_after, bool) or not isinstance(stops_after, int | float)
+                ):
+                    raise ValueError(f"server {s['id']!r}: stops_after is seconds or null")
                 self.ecs.add_server(
                     id=s["id"],
                     name=s.get("name", ""),
                     tags=s.get("tags") or [],
                     status=s.get("status", "ACTIVE"),
                     metadata=s.get("metadata") or {},
+                    stops_after=None if stops_after is None else float(stops_after),
                 )
             for i in seed.get("images", []):
                 item = dict(i)
@@ -183,6 +203,7 @@ class FakeCloud:
                     for r in self.requests
                 ],
                 "faults": [f.to_dict() for f in self.faults],
+                "iam_policy": None if self.iam_policy is None else self.iam_policy.document,
                 "progress": {
                     "mode": self.ims.mode,
                     "after": self.ims.after,
@@ -237,7 +258,7 @@ class FakeCloud:
             self._record(req, 0, service, "reset-before")
             return Reply(0, {}, b"", reset="before")
         with self.lock:
-            reply = self._serve(req, target)
+            reply = self._serve(req, service, target)
             if fault is not None and fault.reset == "after":
                 self._record(req, reply.status, service, "reset-after")
                 return Reply(reply.status, reply.headers, reply.body, reset="after")
@@ -257,7 +278,9 @@ class FakeCloud:
                     return service, (handler, m)
         return host_service or "unknown", None
 
-    def _serve(self, req: Request, target: tuple[Handler, re.Match[str]] | None) -> Reply:
+    def _serve(
+        self, req: Request, service: str, target: tuple[Handler, re.Match[str]] | None
+    ) -> Reply:
         if target is None:
             body = {
                 "error_code": "APIGW.0101",
@@ -296,6 +319,11 @@ class FakeCloud:
                     " project.",
                 }
                 return json_reply(400, body, req)
+        policy = self.iam_policy
+        if policy is not None:  # after the signature and project checks (PLATFORM.md 10.6)
+            action = iam.ACTIONS[handler]
+            if not policy.allows(action):
+                return json_reply(403, iam.denied_body(service, action, req.request_id), req)
         self.ims.sweep()
         try:
             return handler(self, req, m)
@@ -350,6 +378,14 @@ class FakeCloud:
             return json_reply(200, {"faults": []}, req)
         if name == "faults" and method == "GET":
             return json_reply(200, {"faults": [f.to_dict() for f in self.faults]}, req)
+        if name == "iam" and method == "POST":
+            self.set_iam_policy(parse_json(req))
+            return json_reply(200, {"iam_policy": self.state()["iam_policy"]}, req)
+        if name == "iam" and method == "DELETE":
+            self.set_iam_policy(None)
+            return json_reply(200, {"iam_policy": None}, req)
+        if name == "iam" and method == "GET":
+            return json_reply(200, {"iam_policy": self.state()["iam_policy"]}, req)
         if name == "seed" and method == "POST":
             data = parse_json(req)
             if not isinstance(data, dict):
@@ -365,6 +401,18 @@ class FakeCloud:
             for image_name, outcome in dict(outcomes).items():
                 self.ims.set_outcome(image_name, outcome)
             return json_reply(200, self.state()["progress"], req)
+        stop = _STOP_ROUTE.match(name)
+        if stop is not None and method == "POST":
+            data = parse_json(req)
+            if not isinstance(data, dict) or set(data) != {"after"}:
+                raise ValueError('a stop is {"after": <seconds> | null}')
+            after = data["after"]
+            if after is not None and (
+                isinstance(after, bool) or not isinstance(after, int | float)
+            ):
+                raise ValueError("after must be a number of seconds or null")
+            server = self.ecs.stop_server(stop.group("server_id"), after)
+            return json_reply(200, {"server": self.ecs.server_dict(server)}, req)
         if name == "clock" and method == "POST":
             data = parse_json(req)
             advance = getattr(self.clock, "advance", None)

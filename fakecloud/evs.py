@@ -318,11 +318,16 @@ def _tag_filter_error(detail: str) -> ApiError:
 
 
 def parse_tag_query(
-    body: Any, *, string_numbers: bool, error: Callable[[str], ApiError]
+    body: Any,
+    *,
+    string_numbers: bool,
+    error: Callable[[str], ApiError],
+    default_limit: int = MAX_LIMIT,
 ) -> tuple[str, list[tuple[str, list[str]]], list[tuple[str, str]], int, int]:
     """Validate a resource_instances body: action, tags, matches, limit, offset.
 
-    EVS takes limit/offset as integers, IMS as strings holding integers (`string_numbers`).
+    EVS takes limit/offset as integers, IMS as strings holding integers (`string_numbers`);
+    `default_limit` is the page size when the body sets none. `limit` is at most 1000.
     """
     if not isinstance(body, dict):
         raise error("The body must be a JSON object.")
@@ -356,7 +361,10 @@ def parse_tag_query(
             raise error(f"Invalid match {item!r}: only {{'key': 'resource_name', 'value': str}}.")
         matches.append(("resource_name", item["value"]))
     numbers: list[int] = []
-    for name, default, low, high in (("limit", MAX_LIMIT, 1, MAX_LIMIT), ("offset", 0, 0, 2**31)):
+    for name, default, low, high in (
+        ("limit", default_limit, 1, MAX_LIMIT),
+        ("offset", 0, 0, 2**31),
+    ):
         raw = body.get(name)
         if raw is None:
             numbers.append(default)

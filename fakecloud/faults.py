@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# PLATFORM.md 10.5: service endpoints answer a throttled call with this body (product APIs use
+# APIG.0308), and no Retry-After is documented, so none is sent unless a fault sets one.
 THROTTLED = {
-    "error_code": "APIG.0308",
+    "error_code": "APIGW.0308",
     "error_msg": "The throttling threshold has been reached: policy user over ratelimit,"
-    " limit:10, time:1 second",
+    " limit:200,time:5 minute",
 }
 UNAVAILABLE = {"error": {"code": "EVS.5503", "message": "Service unavailable."}}
 

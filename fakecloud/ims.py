@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from fakecloud.base import (
     ApiError,
@@ -30,9 +30,17 @@ if TYPE_CHECKING:
 MODES = ("immediate", "polls", "duration")
 OUTCOMES = ("active", "killed")
 FINAL = ("active", "killed")
+# PLATFORM.md 10.1 and SDK ListImagesRequest ("默认取值为500"): GET /v2/cloudimages pages hold
+# 500 images by default and at most 500; a larger limit is refused.
 DEFAULT_LIMIT = 500
-MAX_LIMIT = 1000
+MAX_LIMIT = 500
+# SDK ListImageByTagsRequestBody: the tag query's filter limit defaults to 10 (at most 1000,
+# checked by evs.parse_tag_query).
+TAG_QUERY_DEFAULT_LIMIT = 10
+# PLATFORM.md 10.3: at most 10 tags per image, key <= 36 characters, value <= 43.
 MAX_TAGS = 10
+MAX_KEY = 36
+MAX_VALUE = 43
 _FORBIDDEN_TAG_CHARS = re.compile(r"[=*<>\\,|/]")
 _FIELDS = ("disk_format", "container_format", "os_type", "source_volume_id", "min_disk")
 
@@ -77,7 +85,7 @@ def ims_error(status: int, code: str, message: str) -> ApiError:
 
 
 def bad_param(message: str) -> ApiError:
-    """IMG.0001 (the fake's code for an invalid parameter or body)."""
+    """IMG.0001 (the fake's code for an invalid parameter or body) [U: the exact code]."""
     return ims_error(400, "IMG.0001", message)
 
 
@@ -149,7 +157,15 @@ class ImsBackend:
         protected: bool = False,
         **extra: Any,
     ) -> Image:
-        """Create (or replace) an image; known fields in `extra` set the attribute."""
+        """Create (or replace) an image; known fields in `extra` set the attribute.
+
+        Tags IMS would refuse (check_tags: more than 10, key > 36 or value > 43 characters)
+        raise ValueError, so a seed cannot hold an image the real service could not.
+        """
+        try:
+            checked = check_tags(tags or {})
+        except ApiError as exc:
+            raise ValueError(f"image {name!r}: {exc.body['error_msg']}") from exc
         now = self._cloud.now()
         if "__os_type" in extra:
             extra["os_type"] = extra.pop("__os_type")
@@ -161,7 +177,7 @@ class ImsBackend:
             status=status,
             created_at=created_at or now,
             updated_at=updated or created_at or now,
-            tags=dict(tags or {}),
+            tags=checked,
             protected=protected,
             extra=extra,
             seq=self._next_seq(),
@@ -315,7 +331,10 @@ def _image(cloud: FakeCloud, m: re.Match[str]) -> Image:
 def list_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     """GET /v2/cloudimages: filters, created_at ranges, tags, limit/marker paging.
 
-    Every image matching the filters other than `status` counts one poll.
+    The body is `{"images": [...]}` only: no `next`, `first` or `schema` (PLATFORM.md 10.1; SDK
+    ListImagesResponse `openapi_types = {'images': ...}`), so a reader pages with `marker` until
+    a page is shorter than `limit`. Every image matching the filters other than `status` counts
+    one poll.
     """
     q = req.query
     raw_limit = req.arg("limit")
@@ -369,15 +388,7 @@ def list_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
             raise bad_param(f"Invalid marker {marker!r}: no such image in this listing.")
         found = found[ids.index(marker) + 1 :]
     page = found[:limit]
-    params = [(k, v) for k, v in req.query_pairs if k != "marker"]
-    body: dict[str, Any] = {
-        "images": [cloud.ims.image_dict(image) for image in page],
-        "first": f"/v2/cloudimages?{urlencode(params)}" if params else "/v2/cloudimages",
-        "schema": "/v2/schemas/images",
-    }
-    if len(found) > limit:
-        body["next"] = f"/v2/cloudimages?{urlencode([*params, ('marker', page[-1].id)])}"
-    return json_reply(200, body, req)
+    return json_reply(200, {"images": [cloud.ims.image_dict(image) for image in page]}, req)
 
 
 def show_image(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
@@ -399,6 +410,7 @@ def delete_image(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
 
 
 def _check_tag_text(text: Any, what: str, low: int, high: int) -> str:
+    """One tag key or value within IMS's limits, else 400 in IMS's body."""
     if not isinstance(text, str) or not low <= len(text) <= high:
         raise bad_param(f"Tag {what} {text!r} must be a string of {low}-{high} characters.")
     if _FORBIDDEN_TAG_CHARS.search(text) or text != text.strip(" "):
@@ -408,8 +420,26 @@ def _check_tag_text(text: Any, what: str, low: int, high: int) -> str:
     return text
 
 
+def check_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """A whole tag set as IMS allows it on one image (PLATFORM.md 10.3), else 400 IMG.0001.
+
+    At most MAX_TAGS tags, keys of 1-MAX_KEY and values of 0-MAX_VALUE characters.
+    """
+    pairs = {
+        _check_tag_text(key, "key", 1, MAX_KEY): _check_tag_text(value, "value", 0, MAX_VALUE)
+        for key, value in tags.items()
+    }
+    if len(pairs) > MAX_TAGS:
+        raise bad_param(f"An image can have at most {MAX_TAGS} tags.")
+    return pairs
+
+
 def tag_action(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
-    """POST /v2/{project}/images/{id}/tags/action: create (upsert) or delete tags; 204."""
+    """POST /v2/{project}/images/{id}/tags/action: create (upsert) or delete tags; 204.
+
+    Idempotent (PLATFORM.md 10.3): creating a tag the image already has, or deleting one it
+    lacks, is 204 and changes nothing. The 10-tag limit counts the tags the image already has.
+    """
     image = _image(cloud, m)
     try:
         body = parse_json(req)
@@ -426,15 +456,12 @@ def tag_action(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     if body["action"] == "create":
         pairs = [
             (
-                _check_tag_text(t.get("key"), "key", 1, 36),
-                _check_tag_text(t.get("value"), "value", 0, 43),
+                _check_tag_text(t.get("key"), "key", 1, MAX_KEY),
+                _check_tag_text(t.get("value"), "value", 0, MAX_VALUE),
             )
             for t in tags
         ]
-        merged = {**image.tags, **dict(pairs)}
-        if len(merged) > MAX_TAGS:
-            raise bad_param(f"An image can have at most {MAX_TAGS} tags.")
-        image.tags = merged
+        image.tags = check_tags({**image.tags, **dict(pairs)})
     else:
         for t in tags:
             key = t.get("key")
@@ -456,14 +483,38 @@ def list_tags(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     return json_reply(200, {"tags": tags}, req)
 
 
+def _check_tag_filter(body: Any) -> None:
+    """IMS's own rules on `tags` beyond the shared ones: a given list is not empty (SDK
+    ListImageByTagsRequestBody "不能为空列表"), and each key has at most 10 values, all unique
+    (ims_03_0616 [C])."""
+    if not isinstance(body, dict) or "tags" not in body or not isinstance(body["tags"], list):
+        return
+    if not body["tags"]:
+        raise bad_param("'tags' must not be an empty list.")
+    for item in body["tags"]:
+        values = item.get("values") if isinstance(item, dict) else None
+        if isinstance(values, list) and (
+            len(values) > 10 or len(set(map(str, values))) < len(values)
+        ):
+            raise bad_param(f"Invalid tag filter {item!r}: at most 10 values, all unique.")
+
+
 def filter_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
-    """POST /v2/{project}/images/resource_instances/action: images by tag (string limit/offset)."""
+    """POST /v2/{project}/images/resource_instances/action: images by tag (string limit/offset).
+
+    Each resource has exactly the SDK's ShowImageByTagsResource keys (`resource_id`,
+    `resource_name`, `tags`, `resource_detail`), and `resource_detail` is `{"status": ...}` only
+    (PLATFORM.md 10.2, ims_03_0616; SDK QueryImageByTagsResourceDetail): no name, no times.
+    `limit` and `offset` are strings; `limit` defaults to 10 and is at most 1000 (SDK
+    ListImageByTagsRequestBody); `offset` is not bounded there, so neither is it here.
+    """
     try:
         body = parse_json(req)
     except BadJson as exc:
         raise bad_param(str(exc)) from exc
+    _check_tag_filter(body)
     action, tags, matches, limit, offset = parse_tag_query(
-        body, string_numbers=True, error=bad_param
+        body, string_numbers=True, error=bad_param, default_limit=TAG_QUERY_DEFAULT_LIMIT
     )
     found = [
         image
@@ -479,7 +530,7 @@ def filter_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
         {
             "resource_id": image.id,
             "resource_name": image.name,
-            "resource_detail": cloud.ims.image_dict(image),
+            "resource_detail": {"status": image.status},
             "tags": [{"key": k, "value": v} for k, v in image.tags.items()],
         }
         for image in page

@@ -26,14 +26,27 @@ def test_503_with_retry_after(client: Client) -> None:
 
 
 def test_429_default_body(client: Client) -> None:
-    """A 429 fault answers with APIG.0308 and no Retry-After unless given."""
+    """A 429 fault answers with PLATFORM.md 10.5's APIGW.0308 body and no Retry-After."""
     client.cloud.faults.add(Fault(path="cloudimages", status=429, times=2))
     for _ in range(2):
         response = client.images()
         assert response.status_code == 429
-        assert response.json()["error_code"] == "APIG.0308"
+        assert response.json() == {
+            "error_code": "APIGW.0308",
+            "error_msg": "The throttling threshold has been reached: policy user over ratelimit,"
+            " limit:200,time:5 minute",
+        }
         assert "Retry-After" not in response.headers
     assert client.images().status_code == 200
+
+
+def test_429_retry_after_only_when_set(client: Client) -> None:
+    """A 429 fault sends Retry-After only when the fault sets one."""
+    client.cloud.faults.add(Fault(path="cloudimages", status=429, retry_after="120"))
+    response = client.images()
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "120"
+    assert response.json()["error_code"] == "APIGW.0308"
 
 
 def test_fault_applies_before_auth(client: Client) -> None:

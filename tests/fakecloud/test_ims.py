@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
-from fakecloud import ManualClock
+from fakecloud import FakeCloud, ManualClock
 from tests.fakecloud.conftest import PROJECT, Client
 
 
@@ -108,37 +109,47 @@ def seed_images(client: Client, count: int, clock: ManualClock) -> list[str]:
 
 
 def test_list_pagination(client: Client, clock: ManualClock) -> None:
-    """Listing pages newest first by limit and marker, with `next` until the end."""
+    """Listing pages newest first by limit and marker until a page is shorter than limit."""
     ids = seed_images(client, 5, clock)
     seen: list[str] = []
     query: list[tuple[str, str]] = [("limit", "2"), ("__imagetype", "private")]
-    pages = 0
+    sizes = []
     while True:
-        body = client.images(*query).json()
-        seen += [i["id"] for i in body["images"]]
-        pages += 1
-        if "next" not in body:
+        page = client.images(*query).json()["images"]
+        seen += [i["id"] for i in page]
+        sizes.append(len(page))
+        if len(page) < 2:
             break
-        assert body["next"].startswith("/v2/cloudimages?")
         query = [("limit", "2"), ("__imagetype", "private"), ("marker", seen[-1])]
-    assert pages == 3
+    assert sizes == [2, 2, 1]
     assert seen == list(reversed(ids))
 
 
+def test_list_body_is_images_only(client: Client, clock: ManualClock) -> None:
+    """The listing body has only `images`, never `next`/`first` (PLATFORM.md 10.1, SDK model)."""
+    seed_images(client, 3, clock)
+    for query in ([("limit", "1")], [("limit", "1"), ("__imagetype", "private")], []):
+        assert set(client.images(*query).json()) == {"images"}
+
+
 def test_list_default_limit(client: Client, clock: ManualClock) -> None:
-    """Without limit a page holds at most 500 images."""
+    """Without limit a page holds 500 images and says nothing about a next page."""
     for n in range(501):
         client.cloud.ims.add_image(name=f"i{n}")
     body = client.images().json()
     assert len(body["images"]) == 500
-    assert "next" in body
+    assert set(body) == {"images"}
+    assert len(client.images(("limit", "500")).json()["images"]) == 500
 
 
-@pytest.mark.parametrize("query", [("limit", "0"), ("limit", "x"), ("marker", "nope")])
+@pytest.mark.parametrize(
+    "query", [("limit", "0"), ("limit", "x"), ("limit", "501"), ("marker", "nope")]
+)
 def test_list_bad_paging(client: Client, query: tuple[str, str]) -> None:
-    """A bad limit or an unknown marker is 400."""
+    """A bad limit (0, not a number, over 500) or an unknown marker is 400 in IMS's body."""
     response = client.images(query)
     assert response.status_code == 400
+    assert set(response.json()) == {"error_code", "error_msg"}
     assert response.json()["error_code"].startswith("IMG.")
 
 
@@ -231,6 +242,52 @@ def test_tag_validation(client: Client, tags: list[dict[str, str]]) -> None:
     assert client.cloud.ims.images[image.id].tags == {}
 
 
+def test_tag_limit_counts_existing_tags(client: Client) -> None:
+    """The 10-tag limit counts the image's own tags; upserting at the limit is still fine."""
+    eight = {f"k{n}": "v" for n in range(8)}
+    image = client.cloud.ims.add_image(name="t", tags=eight)
+    three = [{"key": f"new{n}", "value": "v"} for n in range(3)]
+    assert tag_action(client, image.id, "create", three) == 400
+    assert client.cloud.ims.images[image.id].tags == eight
+    assert tag_action(client, image.id, "create", three[:2]) == 204
+    assert len(client.cloud.ims.images[image.id].tags) == 10
+    assert tag_action(client, image.id, "create", [{"key": "k0", "value": "w"}]) == 204
+    assert client.cloud.ims.images[image.id].tags["k0"] == "w"
+
+
+def test_tag_limits_at_the_edge(client: Client) -> None:
+    """A 36-character key and a 43-character value are accepted (PLATFORM.md 10.3)."""
+    image = client.cloud.ims.add_image(name="t")
+    assert tag_action(client, image.id, "create", [{"key": "k" * 36, "value": "v" * 43}]) == 204
+    assert client.cloud.ims.images[image.id].tags == {"k" * 36: "v" * 43}
+
+
+def test_tag_action_idempotent(client: Client) -> None:
+    """Creating the same tags twice, or deleting an absent one, is 204 and the same state."""
+    image = client.cloud.ims.add_image(name="t")
+    tags = [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]
+    assert tag_action(client, image.id, "create", tags) == 204
+    assert tag_action(client, image.id, "create", tags) == 204
+    assert client.cloud.ims.images[image.id].tags == {"a": "1", "b": "2"}
+    assert tag_action(client, image.id, "delete", [{"key": "a"}]) == 204
+    assert tag_action(client, image.id, "delete", [{"key": "a"}]) == 204
+    assert client.cloud.ims.images[image.id].tags == {"b": "2"}
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [{f"k{n}": "v" for n in range(11)}, {"k" * 37: "v"}, {"k": "v" * 44}],
+    ids=["eleven", "long-key", "long-value"],
+)
+def test_seeded_image_tags_checked(cloud: FakeCloud, tags: dict[str, str]) -> None:
+    """Seeding (add_image or load_seed) an image with tags IMS would refuse raises ValueError."""
+    with pytest.raises(ValueError, match=r"Tag|at most 10"):
+        cloud.ims.add_image(name="t", tags=tags)
+    with pytest.raises(ValueError):
+        cloud.load_seed({"images": [{"id": "i1", "name": "t", "tags": tags}]})
+    assert cloud.ims.images == {}
+
+
 def test_tag_unknown_image(client: Client) -> None:
     """Tagging an unknown image is 404."""
     assert tag_action(client, "nope", "create", [{"key": "a", "value": "b"}]) == 404
@@ -248,7 +305,6 @@ def test_images_by_tag(client: Client) -> None:
     assert answer["total_count"] == 3
     assert [r["resource_name"] for r in answer["resources"]] == ["i1", "i2"]
     first = answer["resources"][0]
-    assert first["resource_detail"]["name"] == "i1"
     assert {"key": "n", "value": "1"} in first["tags"]
     count = client.call("POST", path, service="ims", body={"action": "count", "tags": tags})
     assert count.json() == {"total_count": 3}
@@ -267,3 +323,58 @@ def test_old_created_at_from_seed(client: Client) -> None:
     )
     assert client.image("i1").json()["created_at"] == "2024-06-01T10:00:00Z"
     assert client.cloud.ims.images["i1"].created_at == datetime(2024, 6, 1, 10, tzinfo=timezone.utc)
+
+
+def test_images_by_tag_resource_shape(client: Client) -> None:
+    """A tag-query resource has only the SDK's four keys; resource_detail is {status} only."""
+    image = client.cloud.ims.add_image(name="i", status="killed", tags={"made-by": "x"})
+    path = f"/v2/{PROJECT}/images/resource_instances/action"
+    body = {"action": "filter", "tags": [{"key": "made-by", "values": ["x"]}], "limit": "5"}
+    [resource] = client.call("POST", path, service="ims", body=body).json()["resources"]
+    assert resource == {
+        "resource_id": image.id,
+        "resource_name": "i",
+        "resource_detail": {"status": "killed"},
+        "tags": [{"key": "made-by", "value": "x"}],
+    }
+
+
+def test_images_by_tag_paging_limits(client: Client) -> None:
+    """The tag query's limit defaults to 10 and must be a string of at most 1000."""
+    for n in range(12):
+        client.cloud.ims.add_image(name=f"i{n}", tags={"made-by": "x"})
+    path = f"/v2/{PROJECT}/images/resource_instances/action"
+    tags = [{"key": "made-by", "values": ["x"]}]
+
+    def query(**paging: object) -> requests.Response:
+        body = {"action": "filter", "tags": tags, **paging}
+        return client.call("POST", path, service="ims", body=body)
+
+    assert len(query().json()["resources"]) == 10
+    assert len(query(limit="1000").json()["resources"]) == 12
+    assert len(query(limit="5", offset="10").json()["resources"]) == 2
+    for bad in ({"limit": "1001"}, {"limit": 5}, {"offset": 1}, {"limit": "0"}):
+        response = query(**bad)
+        assert response.status_code == 400, bad
+        assert set(response.json()) == {"error_code", "error_msg"}
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [],
+        [{"key": "k", "values": [str(n) for n in range(11)]}],
+        [{"key": "k", "values": ["a", "a"]}],
+    ],
+    ids=["empty-list", "eleven-values", "duplicate-values"],
+)
+def test_images_by_tag_filter_rules(client: Client, tags: list[dict[str, object]]) -> None:
+    """The tag query refuses an empty tags list, over 10 values for a key, or repeated values."""
+    client.cloud.ims.add_image(name="i", tags={"k": "a"})
+    path = f"/v2/{PROJECT}/images/resource_instances/action"
+    response = client.call("POST", path, service="ims", body={"action": "filter", "tags": tags})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "IMG.0001"
+    ten = [{"key": "k", "values": [str(n) for n in range(9)] + ["a"]}]
+    ok = client.call("POST", path, service="ims", body={"action": "filter", "tags": ten})
+    assert len(ok.json()["resources"]) == 1
