@@ -208,8 +208,8 @@ def parse_resource(resource: Mapping[str, Any]) -> ManagedImage | None:
 
 
 def incomplete(image: ManagedImage) -> bool:
-    """Whether a managed image lacks what the life cycle needs from the listing (status,
-    name, creation time), so that one GET must fill it in."""
+    """Whether a managed image lacks what every life-cycle rule needs (status, name,
+    creation time) beyond what the tag listing gave."""
     return image.managed and (image.status is None or not image.name or image.created_at is None)
 
 
@@ -403,13 +403,17 @@ def run_tasks(
     images = [i for i in (parse_resource(r) for r in listed) if i is not None]
     policies = {rule.policy for rule in rules}
     reconciling = "reconcile" in work.tasks
-    images = _complete(
-        ims,
-        images,
-        lambda i: (reconciling and i.reported is None) or i.policy in policies,
-        budget,
-        max_workers,
-    )
+
+    def needs_detail(image: ManagedImage) -> bool:
+        """A finished image to report needs its times (``duration_s``); one that retention
+        ranks needs status, name and creation time."""
+        if not image.managed:
+            return False
+        if reconciling and image.reported is None and image.status in (None, *REPORT_KIND):
+            return incomplete(image) or image.updated_at is None
+        return image.policy in policies and incomplete(image)
+
+    images = _complete(ims, images, needs_detail, budget, max_workers)
     known = {i.id for i in images}
     images += [i for i in just_accepted(outcomes, ctx.now()) if i.id not in known]
 
@@ -428,11 +432,24 @@ def _complete(
     budget: _Budget,
     max_workers: int,
 ) -> list[ManagedImage]:
-    """Fill in, with one GET each, the listed images this run works on whose entry lacks
-    what the rules need (status, name, creation time; see ``incomplete``)."""
+    """Fill in what the tag listing lacks for the images this run works on (times, and a
+    status or name where missing): the tag query's detail is only ``status`` (PLATFORM.md
+    10.2), so one paged image listing filtered by the marker tag (``GET /v2/cloudimages``,
+    500 a page) gives every managed image's times; an image it misses (made since) gets one
+    GET of its own."""
+    if not any(wanted(i) for i in images):
+        return images
+    try:
+        listed = ims.list_images(__imagetype="private", tag=f"{MARKER_KEY}={MARKER_VALUE}")
+    except ExportError as exc:
+        log.warning("could not list the managed images' details", error=exc.as_dict())
+        listed = []
+    details = {str(d.get("id")): d for d in listed}
 
     def complete(image: ManagedImage) -> ManagedImage:
-        if not (incomplete(image) and wanted(image) and budget.covers()):
+        if image.id in details:
+            return with_detail(image, details[image.id])
+        if not (wanted(image) and budget.covers()):
             return image
         try:
             return with_detail(image, ims.get_image(image.id))

@@ -112,3 +112,17 @@ def timer_event(policy: Mapping[str, Any], when: datetime) -> dict[str, Any]:
         "trigger_name": "nightly-timer",
         "user_event": json.dumps(dict(policy)),
     }
+
+
+def budget_runtime(clock: ManualClock, budget_s: float) -> Runtime:
+    """An invocation of ``budget_s`` seconds on the fake's clock: its remaining time counts
+    down with the clock, and sleeping advances the clock instead of waiting."""
+    start = clock()
+
+    def remaining() -> int:
+        return int(budget_s * 1000 - (clock() - start).total_seconds() * 1000)
+
+    def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    return Runtime(clock=clock, sleep=sleep, remaining_ms=remaining)

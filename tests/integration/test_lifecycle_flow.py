@@ -96,8 +96,9 @@ def test_reconcile_reports_completed_and_image_failed_exactly_once(harness: Harn
         "deferred": 0,
         "in_progress": 0,
     }
-    # One listing and one tag write per finished image; nothing else.
-    assert len(harness.cloud.requests) - before == 3
+    # The tag listing, one image listing for the finish times (the tag listing holds only
+    # the status, PLATFORM.md 10.2) and one tag write per finished image; nothing else.
+    assert len(harness.cloud.requests) - before == 4
     assert harness.requests("POST", LISTING) == 2
     tags = {i.name: i.tags.get(REPORTED_KEY) for i in harness.cloud.ims.images.values()}
     assert tags == {"img-1": "completed", "img-2": "image_failed"}
@@ -108,7 +109,8 @@ def test_reconcile_reports_completed_and_image_failed_exactly_once(harness: Harn
 
 
 def test_reconcile_of_many_images_costs_one_listing_and_one_write_each(harness: Harness) -> None:
-    """Reporting 500 finished images takes one listing page and 500 tag writes."""
+    """Reporting 500 finished images takes one tag listing page, the image listing for their
+    times (a full page of 500, then the empty page that ends it) and 500 tag writes."""
     for n in range(500):
         harness.cloud.ims.add_image(
             name=f"bulk-{n}",
@@ -118,7 +120,8 @@ def test_reconcile_of_many_images_costs_one_listing_and_one_write_each(harness: 
     assert types(result) == ["evs.export.completed"] * 500
     assert harness.requests("POST", LISTING) == 1
     assert harness.requests("POST", TAG_WRITE) == 500
-    assert len(harness.cloud.requests) == 501
+    assert harness.requests("GET", r"^/v2/cloudimages$") == 2
+    assert len(harness.cloud.requests) == 503
 
 
 def test_four_daily_runs_of_keep_two_leave_the_two_newest(harness: Harness) -> None:
@@ -183,3 +186,20 @@ def test_images_still_being_made_are_never_deleted(harness: Harness) -> None:
     assert "evs.image.deleted" not in types(result)
     assert result["retention"] == {"deleted": 0, "failed": []}
     assert saving.id in harness.cloud.ims.images
+
+
+def test_retention_orders_by_creation_time_when_the_tag_listing_holds_only_status(
+    harness: Harness,
+) -> None:
+    """The strict tag listing gives only status (PLATFORM.md 10.2): retention still ranks by
+    the images' creation times (seeded against their listing order) and each deletion event
+    carries its image's creation time."""
+    newest, oldest, middle = (managed(harness, n) for n in (1, 3, 2))
+    result = harness.run(timer_event({**NIGHTLY, "keep": 2, "dry_run": False}, START))
+    deleted = [e for e in result["results"] if e["type"] == "evs.image.deleted"]
+    assert [e["data"]["image_id"] for e in deleted] == [oldest.id, middle.id]
+    assert [e["data"]["created_at"] for e in deleted] == [
+        "2025-02-26T01:00:00Z",
+        "2025-02-27T01:00:00Z",
+    ]
+    assert set(harness.cloud.ims.images) >= {newest.id}

@@ -174,7 +174,8 @@ def test_parse_resource_takes_creation_time_from_started_tag(detail_key: str) ->
 
 
 def test_listing_entry_without_time_or_name_is_incomplete() -> None:
-    """A managed entry with no started tag, or no name, needs a GET; a foreign one never."""
+    """A managed entry with no started tag, or no name, needs completing; a foreign one
+    never."""
     bare: dict[str, Any] = {
         "resource_id": IMAGE,
         "resource_name": "n",
