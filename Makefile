@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m bench.run_local
+	$(PY) -m tools.run_local
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 package: $(STAMP)
-	$(PY) -m bench.package
+	$(PY) -m tools.package
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

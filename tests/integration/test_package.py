@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.package import UNUSED_TOPS, unused
+from tools.package import UNUSED_TOPS, unused
 
 ROOT = Path(__file__).resolve().parents[2]
 

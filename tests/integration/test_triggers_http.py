@@ -14,12 +14,6 @@ from typing import Any
 
 import pytest
 
-from bench.samples import (
-    SAMPLE_SLACK_SIGNING_SECRET,
-    SAMPLE_WEBHOOK_SECRET,
-    resign,
-    sample_env,
-)
 from fakecloud import FakeCloud, ManualClock, RecordedRequest, serve
 from function.signatures import verify_slack, verify_standard_webhook
 from tests.integration.test_triggers import (
@@ -41,6 +35,12 @@ from tests.integration.test_triggers import (
     outcome_events,
     run,
     webhook_event,
+)
+from tools.samples import (
+    SAMPLE_SLACK_SIGNING_SECRET,
+    SAMPLE_WEBHOOK_SECRET,
+    resign,
+    sample_env,
 )
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -458,8 +458,17 @@ def load(name: str) -> dict[str, Any]:
     return data
 
 
+DEMO_SEED = Path(__file__).resolve().parents[2] / "tools" / "demo_seed.json"
+
+
+def demo_seed() -> dict[str, Any]:
+    data = json.loads(DEMO_SEED.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
 def seeded(cloud: FakeCloud) -> None:
-    cloud.load_seed(load("seed.json"))
+    cloud.load_seed(demo_seed())
 
 
 def sample_run_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -475,7 +484,7 @@ def test_sample_webhook_and_slack_verify_at_their_own_timestamp() -> None:
     assert webhook["isBase64Encoded"] is False
     ts = int(headers["webhook-timestamp"])
     verify_standard_webhook(body, headers, [SAMPLE_WEBHOOK_SECRET], ts)
-    assert json.loads(body)["server_id"] == load("seed.json")["servers"][0]["id"]
+    assert json.loads(body)["server_id"] == demo_seed()["servers"][0]["id"]
 
     slack = load("slack.json")
     raw = base64.b64decode(slack["body"]) if slack["isBase64Encoded"] else slack["body"].encode()
@@ -532,7 +541,7 @@ def test_sample_event_runs_against_the_seed(
         assert message["response_type"] == "ephemeral"
         assert "1 accepted" in message["text"]
         ((volume_id, body),) = exported_bodies(cloud).items()
-        assert volume_id in {v["id"] for v in load("seed.json")["volumes"]}
+        assert volume_id in {v["id"] for v in demo_seed()["volumes"]}
         assert set(body) > {"image_name"}
         return
     assert result["summary"] == summary

@@ -1,8 +1,8 @@
 """`make run`: the function on every sample event in `events/`, against the bundled fake cloud.
 
-Each event file runs against a freshly seeded fake (`events/seed.json`) served over HTTP on
+Each event file runs against a freshly seeded fake (`tools/demo_seed.json`) served over HTTP on
 127.0.0.1, so the samples do not depend on each other. Signed API Gateway samples (webhook,
-Slack) are signed afresh with the sample secrets of `bench/samples.py`, which the run
+Slack) are signed afresh with the sample secrets of `tools/samples.py`, which the run
 configures. The function's JSON log lines are
 suppressed (`--logs` sends them to stderr); stdout shows, per event file, one line per result
 event and then the return value.
@@ -20,12 +20,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.samples import resign, sample_env
 from fakecloud import FakeCloud, serve
+from tools.samples import resign, sample_env
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
-SEED_NAME = "seed.json"
+SEED = Path(__file__).resolve().parent / "demo_seed.json"  # the fake cloud's demo state
 
 # Fixed local demo credentials: the fake checks every signature against them.
 DEMO_AK = "DEMOAKEVSEXPORT00001"
@@ -57,10 +57,10 @@ def new_cloud(seed: Mapping[str, Any]) -> FakeCloud:
 
 
 def event_files(names: Sequence[str]) -> list[Path]:
-    """The files named, else every ``events/*.json`` except the seed, in sorted order."""
+    """The files named, else every ``events/*.json``, in sorted order."""
     if names:
         return [Path(n) for n in names]
-    return sorted(p for p in EVENTS.glob("*.json") if p.name != SEED_NAME)
+    return sorted(EVENTS.glob("*.json"))
 
 
 def summary_line(event: Mapping[str, Any]) -> str:
@@ -142,9 +142,9 @@ def run_file(path: Path, seed: Mapping[str, Any], first: bool, show_logs: bool) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run_local", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.run_local", description=__doc__)
     parser.add_argument("events", nargs="*", help="event files (default: events/*.json)")
-    parser.add_argument("--seed", default=str(EVENTS / SEED_NAME), help="fake cloud seed")
+    parser.add_argument("--seed", default=str(SEED), help="fake cloud seed")
     parser.add_argument("--logs", action="store_true", help="the function's logs to stderr")
     args = parser.parse_args(argv)
 
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, path in enumerate(files):
         ok = run_file(path, seed, first=i == 0, show_logs=args.logs) and ok
     if not args.logs:
-        print("(the function's JSON log lines: python -m bench.run_local --logs)")
+        print("(the function's JSON log lines: python -m tools.run_local --logs)")
     if not ok:
         print("the function reported an InternalError: a bug, see above", file=sys.stderr)
         return 1

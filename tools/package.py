@@ -58,12 +58,12 @@ ZIP_LIMIT_MB = 40  # FunctionGraph's console upload limit (the API takes 50 MB)
 
 def runtime_dependencies(pyproject: Path) -> list[str]:
     """``[project].dependencies`` of pyproject.toml."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: ask the installed distribution instead
+    if sys.version_info < (3, 11):  # no tomllib: ask the installed distribution instead
         from importlib.metadata import requires
 
         return [r for r in requires("evs-export") or [] if "extra ==" not in r]
+    import tomllib  # type: ignore[import-not-found,unused-ignore]  # 3.11+, checked above
+
     with pyproject.open("rb") as fh:
         data = tomllib.load(fh)
     deps = data["project"]["dependencies"]
@@ -232,7 +232,7 @@ def mb(nbytes: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.package", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.package", description=__doc__)
     parser.add_argument("--dist", default=str(ROOT / "dist"), help="output folder")
     parser.add_argument("--code-only", action="store_true", help="skip the dependency zip")
     args = parser.parse_args(argv)
