@@ -231,3 +231,37 @@ def test_direct_batch_defers_with_its_bodies() -> None:
     made = Counter(i.source_volume_id for i in cloud.ims._images.values())
     assert made == Counter(ids)
     assert all(left > 0 for left in chain.left_at_return)
+
+
+def test_short_budget_exports_some_and_hands_on_the_rest() -> None:
+    """6 s left and 0.25 s per request (the issue's case): the reserve is priced from what
+    requests cost, not a fixed 8 s, so some of the 60 volumes are exported and the rest are
+    deferred to one continuation, and the invocation returns within its budget."""
+    cloud = make_cloud()
+    ids = add_volumes(cloud, 60)
+    budget = Budget(6_000)
+
+    def charge(_req: Request) -> None:
+        with budget._lock:
+            budget.ms -= 250
+
+    Watch(cloud, on_request=charge)
+    settings = Settings.from_env(env(MAX_CONCURRENCY="2"))
+    exports = [
+        {"volume_id": v, "os-volume_upload_image": {"image_name": f"short-{i:02d}"}}
+        for i, v in enumerate(ids)
+    ]
+    with mock_cloud(cloud):
+        result = handle({"exports": exports}, settings, make_runtime(budget.remaining))
+
+    accepted, deferred = by_type(result, "accepted"), by_type(result, "deferred")
+    assert accepted and deferred
+    assert len(accepted) + len(deferred) == 60
+    [invocation] = cloud.functiongraph.invocations
+    assert [o["volume_id"] for o in invocation["body"][KEY]["orders"]] == [
+        e["subject"] for e in deferred
+    ]
+    assert {i.source_volume_id for i in cloud.ims._images.values()} == {
+        e["subject"] for e in accepted
+    }
+    assert budget.remaining() > 0
