@@ -40,8 +40,11 @@ class Limiter:
       with that request's own backoff; they leave the shared rate alone.
     - **A burst is one signal.** A 429 for a request sent before the last decrease was
       answered under the old rate, and is part of the burst that decrease already answered:
-      it is counted (``throttles``) but changes nothing. So twenty 429s answered together
-      cost one decrease, and there is at most one decrease per round trip.
+      it is counted (``throttles``) but changes nothing. Nor does one that comes less than
+      ``DECREASE_INTERVAL`` after the last decrease (the gateway counts its limits over
+      windows of one second or more: 429s within one are the same signal). So twenty 429s
+      answered together cost one decrease, and there is at most one per round trip and per
+      interval.
     - **Multiplicative decrease to a relative floor**: ``rate = max(floor, BETA * rate)``
       with ``floor = FLOOR_FRACTION * max_rate`` (never an absolute figure), and the burst
       is spent.
@@ -59,6 +62,7 @@ class Limiter:
 
     BETA = 0.7
     C = 0.4
+    DECREASE_INTERVAL = 1.0
     FLOOR_FRACTION = 0.1
     FIRST_COST_MS = 1000.0
 
@@ -124,7 +128,8 @@ class Limiter:
             now = self._clock()
             if sent_at is None:
                 sent_at = now - (self.srtt or 0.0)
-            if self._decreased_at is None or sent_at > self._decreased_at:
+            last = self._decreased_at
+            if last is None or (sent_at > last and now - last >= self.DECREASE_INTERVAL):
                 self._refill(now)
                 self.decreases += 1
                 self._w_max = self.rate

@@ -49,17 +49,31 @@ def test_burst_of_429s_is_one_decrease() -> None:
     assert lim.rate == pytest.approx(200.0 * Limiter.BETA)
 
 
-def test_next_round_trip_is_a_new_signal() -> None:
-    """A 429 for a request sent after the last decrease is a fresh signal: one more decrease."""
+def test_later_round_trip_is_a_new_signal() -> None:
+    """A 429 for a request sent after the last decrease, a decrease interval later, is a
+    fresh signal: one more decrease."""
     lim, clock = limiter(200.0)
     first = lim.now()
     clock.now += 0.05
     lim.throttled(None, first)
-    later = lim.now() + 0.01
-    clock.now += 0.06
+    clock.now += 0.5
+    later = lim.now()
+    clock.now += Limiter.DECREASE_INTERVAL
     lim.throttled(None, later)
     assert lim.decreases == 2
     assert lim.rate == pytest.approx(200.0 * Limiter.BETA**2)
+
+
+def test_429s_within_the_interval_are_one_signal() -> None:
+    """A 429 for a request sent after the last decrease but answered within
+    DECREASE_INTERVAL of it belongs to the same throttling window: no second decrease."""
+    lim, clock = limiter(200.0)
+    lim.throttled(None, clock.now)
+    clock.now += 0.1
+    sent = lim.now()
+    clock.now += 0.05
+    lim.throttled(None, sent)
+    assert lim.decreases == 1 and lim.throttles == 2
 
 
 def test_429_without_send_time_counts_once_per_round_trip() -> None:
@@ -68,13 +82,13 @@ def test_429_without_send_time_counts_once_per_round_trip() -> None:
     lim, clock = limiter(100.0)
     with lim:
         sent = lim.now()
-    clock.now += 0.2
-    lim.succeeded(sent)  # srtt 0.2 s
+    clock.now += 2.0
+    lim.succeeded(sent)  # srtt 2 s: a slow gateway
     lim.throttled(None)
-    clock.now += 0.1
+    clock.now += 1.5
     lim.throttled(None)  # within one round trip of the decrease
     assert lim.decreases == 1
-    clock.now += 0.3
+    clock.now += 1.0
     lim.throttled(None)
     assert lim.decreases == 2
 
