@@ -164,15 +164,17 @@ class Exporter:
     def _work(self, results: list[Outcome | None]) -> None:
         while (entry := self._take()) is not None:
             outcome: Outcome | None = None
+            done = False
             try:
                 outcome = self._step(entry)
+                done = True
             finally:
                 with self._ready:
                     self._busy -= 1
-                    if outcome is None:
-                        self._queue.append(entry)
-                    else:
+                    if outcome is not None:
                         results[entry.index] = outcome
+                    elif done:  # back of the queue (an exception is not retried: it rises)
+                        self._queue.append(entry)
                     self._ready.notify_all()
 
     def _take(self) -> _Entry | None:

@@ -265,3 +265,32 @@ def test_short_budget_exports_some_and_hands_on_the_rest() -> None:
         e["subject"] for e in accepted
     }
     assert budget.remaining() > 0
+
+
+def test_default_three_second_timeout_still_exports() -> None:
+    """FunctionGraph's default 3 s timeout with fast answers (20 ms a request): the reserve is
+    priced from those answers, so the invocation exports volumes (handing on any rest) and
+    returns within its budget."""
+    cloud = make_cloud()
+    ids = add_volumes(cloud, 10)
+    budget = Budget(3_000)
+
+    def charge(_req: Request) -> None:
+        with budget._lock:
+            budget.ms -= 20
+
+    Watch(cloud, on_request=charge)
+    exports = [
+        {"volume_id": v, "os-volume_upload_image": {"image_name": f"quick-{i:02d}"}}
+        for i, v in enumerate(ids)
+    ]
+    with mock_cloud(cloud):
+        result = handle(
+            {"exports": exports}, Settings.from_env(env()), make_runtime(budget.remaining)
+        )
+
+    accepted = by_type(result, "accepted")
+    assert accepted
+    assert len(accepted) + len(by_type(result, "deferred")) == 10
+    assert not by_type(result, "failed")
+    assert budget.remaining() > 0

@@ -18,8 +18,15 @@ from fakecloud import FakeCloud, Fault, mock_cloud
 from fakecloud.base import Request
 from fakecloud.core import RecordedRequest
 from function.app import handle
+from function.cloud.client import CloudClient
+from function.cloud.evs import Accepted, EvsClient
+from function.cloud.ims import ImsClient
+from function.cloud.transport import default_transport
 from function.config import Settings
+from function.exporter import Exporter
+from function.model import ACTION_KEY
 from function.triggers.continuation import KEY, MAX_HOPS
+from function.work import ExportOrder
 from tests.resilience import (
     EXPORT_PATH,
     Watch,
@@ -284,3 +291,22 @@ def test_ambiguity_travels_in_the_continuation() -> None:
     assert not by_type(second, "skipped")
     assert len([r for r in cloud.requests if is_export(r) and slow in r.path]) == 1
     assert Counter(i.source_volume_id for i in cloud.ims._images.values()) == Counter(ids)
+
+
+def test_a_bug_after_accept_rises_instead_of_hanging() -> None:
+    """An unexpected exception in one worker is not requeued and does not leave the other
+    workers waiting: it rises out of the exporter, as before the work queue."""
+    cloud = make_cloud()
+    ids = add_volumes(cloud, 6)
+    settings = Settings.from_env(env(MAX_CONCURRENCY="3"))
+    runtime = make_runtime()
+
+    def boom(_order: ExportOrder, _accepted: Accepted) -> None:
+        raise RuntimeError("a bug")
+
+    orders = [ExportOrder(v, {ACTION_KEY: {"image_name": f"bug-{i}"}}) for i, v in enumerate(ids)]
+    with mock_cloud(cloud):
+        client = CloudClient(settings, runtime, default_transport())
+        exporter = Exporter(EvsClient(client), ImsClient(client), 3, runtime, after_accept=boom)
+        with pytest.raises(RuntimeError, match="a bug"):
+            exporter.run(orders)
