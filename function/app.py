@@ -188,8 +188,9 @@ def run_work(
         carried = [settled[id(o)].order or o for o in deferred]
         handed = hand_on(work, carried, client, settings, runtime, planner.notes)
         for original, order in zip(deferred, carried, strict=True):
-            if id(order) in handed:
-                settled[id(original)] = handed[id(order)]
+            if id(order) in handed:  # not handed on: failed, unless an earlier attempt made it
+                recovered = exporter.recover(order) if order.ambiguous else None
+                settled[id(original)] = recovered or handed[id(order)]
     return [
         settled[id(i)] if isinstance(i, ExportOrder) else _settled(i) for i in items
     ], planner.notes

@@ -264,14 +264,22 @@ class Exporter:
         """Attempts spent: ``failed``, unless the last look finds the image an ambiguous
         attempt made."""
         order = entry.order
-        if entry.ambiguous and self.runtime.remaining_ms() >= LOOK_MIN_MS:
-            try:
-                found = self.ims.find_export(order.image_name)
-            except ExportError:
-                found = None
-            if found is not None:
-                return self._accepted(order, found)
+        found = self.recover(order) if entry.ambiguous else None
+        if found is not None:
+            return found
         return Outcome("failed", order.volume_id, order.image_name, error=exc, order=order)
+
+    def recover(self, order: ExportOrder) -> Outcome | None:
+        """A last look for the image an ambiguous attempt of ``order`` may have made (while
+        at least ``LOOK_MIN_MS`` is left): its ``accepted`` outcome when IMS has it. Used
+        before an order ends ``failed`` here or because it cannot be handed on."""
+        if self.runtime.remaining_ms() < LOOK_MIN_MS:
+            return None
+        try:
+            found = self.ims.find_export(order.image_name)
+        except ExportError:
+            return None
+        return self._accepted(order, found) if found is not None else None
 
     def _deferred(self, entry: _Entry) -> Outcome:
         carried = dataclasses.replace(

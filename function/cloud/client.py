@@ -218,7 +218,7 @@ class Retrier:
                     error,
                 )
             if final is not None:
-                found = self.last_look(ambiguous, before_resend)
+                found = self._last_look(ambiguous, before_resend)
                 if found is not None:
                     return found
                 raise final
@@ -228,7 +228,7 @@ class Retrier:
                 if found is not None:
                     return found
 
-    def last_look(self, ambiguous: bool, before_resend: Callable[[], T | None] | None) -> T | None:
+    def _last_look(self, ambiguous: bool, before_resend: Callable[[], T | None] | None) -> T | None:
         """Before giving up after an ambiguous last attempt, look once more: the work the
         lost answer was about may have been done."""
         if not ambiguous or before_resend is None or self.runtime.remaining_ms() < LOOK_MIN_MS:

@@ -310,3 +310,36 @@ def test_a_bug_after_accept_rises_instead_of_hanging() -> None:
         exporter = Exporter(EvsClient(client), ImsClient(client), 3, runtime, after_accept=boom)
         with pytest.raises(RuntimeError, match="a bug"):
             exporter.run(orders)
+
+
+def test_ambiguous_order_at_the_hop_limit_is_looked_up() -> None:
+    """At the hop limit an ambiguous order the budget does not cover is not reported failed
+    while the image its earlier attempt made exists: the last look finds it (accepted,
+    recovered), and nothing is sent."""
+    cloud = make_cloud()
+    [vid] = add_volumes(cloud, 1)
+    with mock_cloud(cloud):
+        handle(batch([vid], "limit"), Settings.from_env(env()), make_runtime())
+        [image] = cloud.ims._images.values()
+        sent_before = len([r for r in cloud.requests if is_export(r)])
+        event = {
+            KEY: {
+                "hop": MAX_HOPS,
+                "trigger": "direct",
+                "orders": [
+                    {
+                        "volume_id": vid,
+                        "body": {ACTION_KEY: {"image_name": image.name}},
+                        "attempts": 1,
+                        "ambiguous": True,
+                    }
+                ],
+            }
+        }
+        result = handle(event, Settings.from_env(env()), make_runtime(lambda: 2_500))
+
+    [outcome] = export_events(result)
+    assert outcome["type"] == "evs.export.accepted"
+    assert outcome["data"]["image_id"] == image.id and outcome["data"]["recovered"] is True
+    assert len([r for r in cloud.requests if is_export(r)]) == sent_before
+    assert len(cloud.ims._images) == 1
