@@ -1,4 +1,5 @@
-"""`make bench`: cold start and warm overhead, this function against the vendor SDK client.
+"""`make bench`: cold start and warm overhead, this function against the vendor SDK client;
+then the fan-out (`bench.fanout`) and the fault storm (`bench.storm`).
 
 `python -m bench [--runs N] [--calls M] [--rounds R] [--write bench/RESULTS.md]`
 prints the figures; `--write` also records them, with the machine and date, as Markdown.
@@ -192,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write:
         Path(args.write).write_text(text, encoding="utf-8")
         print(f"written to {args.write}")
-    from bench import fanout  # its section is appended after the file is written
+    from bench import fanout, storm  # their sections are appended after the file is written
 
     fanout.main(["--write", args.write] if args.write else [])
+    storm.main(["--write", args.write] if args.write else [])
     return 0
 
 

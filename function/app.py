@@ -20,7 +20,7 @@ from function.cloud.ims import ImsClient
 from function.cloud.transport import Transport, default_transport
 from function.config import Settings
 from function.errors import ConfigError, ExportError, InvalidInput
-from function.exporter import Exporter
+from function.exporter import Exporter, Reserve
 from function.plan import Planner
 from function.results import EventContext, outcome_event, summarize
 from function.runtime import Runtime
@@ -171,7 +171,9 @@ def run_work(
             items.append(Outcome(exc.outcome, None, error=exc))
     orders = [i for i in items if isinstance(i, ExportOrder)]
     try:
-        settled = planner.dedupe(orders)
+        # An order an earlier attempt may have exported is looked up by the exporter, which
+        # reports the image it finds as that order's export (not a duplicate).
+        settled = planner.dedupe([o for o in orders if not o.ambiguous])
     except ExportError as exc:
         # Without the duplicate check an export could make a second image: do not send.
         settled = {
@@ -188,14 +190,35 @@ def run_work(
         settings.max_concurrency,
         runtime,
         after_accept=tagger,
+        max_attempts=settings.max_attempts,
+        reserve=delivery_reserve(settings, work, client, len(items)),
     )
     settled.update({id(o): out for o, out in zip(to_send, exporter.run(to_send), strict=True)})
+    # A deferred outcome carries its order as the continuation must see it (attempts spent,
+    # whether one may have made an image).
     deferred = [o for o in orders if settled[id(o)].kind == "deferred"]
     if deferred or waits:
-        settled.update(
-            hand_on(work, deferred, client, settings, runtime, planner.notes, waits, waiting)
-        )
+        carried = [settled[id(o)].order or o for o in deferred]
+        handed = hand_on(work, carried, client, settings, runtime, planner.notes, waits, waiting)
+        for original, order in zip(deferred, carried, strict=True):
+            if id(order) in handed:  # not handed on: failed, unless an earlier attempt made it
+                recovered = exporter.recover(order) if order.ambiguous else None
+                settled[id(original)] = recovered or handed[id(order)]
+        settled.update({id(o): handed[id(o)] for o in waiting if id(o) in handed})
     return [settled.get(id(i)) or _settled(i) for i in items], planner.notes
+
+
+def delivery_reserve(settings: Settings, work: Work, client: CloudClient, events: int) -> Reserve:
+    """What the exporter keeps back for the hand-off and the delivery of ``events`` result
+    events to the configured sinks, priced at what this invocation's requests cost."""
+    per_event = int(bool(settings.result_webhook_url)) + int(bool(settings.result_smn_topic_urn))
+    return Reserve(
+        lambda: client.limiter.cost_ms,
+        events=events,
+        per_event=per_event,
+        batches=int(bool(work.response_url)),
+        max_concurrency=settings.max_concurrency,
+    )
 
 
 def hand_on(

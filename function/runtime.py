@@ -31,6 +31,7 @@ class Runtime:
     remaining_ms: Callable[[], int] = lambda: DEFAULT_BUDGET_MS
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic  # seconds; what ``sleep`` advances
     new_id: Callable[[], str] = new_uuid
     rng: random.Random = field(default_factory=random.Random)
 

@@ -14,7 +14,10 @@ from function.model import ACTION_KEY
 
 @dataclass(frozen=True)
 class ExportOrder:
-    """One volume to export, with the exact wire body to send."""
+    """One volume to export, with the exact wire body to send. ``attempts`` and
+    ``ambiguous`` travel with an order handed on to a continuation: the export attempts
+    already spent on it, and whether one of them may have made an image (then the next
+    attempt looks for the image before sending)."""
 
     volume_id: str
     body: dict[str, Any]
@@ -22,6 +25,8 @@ class ExportOrder:
     server_id: str | None = None
     dry_run: bool = False
     keep: int | None = None
+    attempts: int = 0
+    ambiguous: bool = False
 
     @property
     def options(self) -> dict[str, Any]:

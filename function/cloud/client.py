@@ -1,5 +1,6 @@
-"""One signed client over the transport: endpoints, signing, error mapping, and retries of
-what is transient with capped full-jitter backoff that honours ``Retry-After``."""
+"""One signed client over the transport: endpoints, signing, error mapping, a shared rate
+limiter with congestion control (429s), and retries of what is transient with capped
+full-jitter backoff that honours ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -32,11 +33,38 @@ class Limiter:
 
     The rate is a token bucket: a burst of up to ``min(rate, max_in_flight)`` requests goes at
     once, then requests are spaced ``1/rate`` apart (a request may borrow ahead and wait its
-    turn). A 429 slows the whole invocation down (the rate halves, the burst is spent, and
-    every request waits out the ``Retry-After``); each success wins back a little (AIMD).
+    turn). The rate follows a congestion model like TCP CUBIC and the AWS SDKs' adaptive
+    retry mode:
+
+    - **Only a 429 is congestion.** 5xx answers, resets and timeouts are retried per request,
+      with that request's own backoff; they leave the shared rate alone.
+    - **A burst is one signal.** A 429 for a request sent before the last decrease was
+      answered under the old rate, and is part of the burst that decrease already answered:
+      it is counted (``throttles``) but changes nothing. Nor does one that comes less than
+      ``DECREASE_INTERVAL`` after the last decrease (the gateway counts its limits over
+      windows of one second or more: 429s within one are the same signal). So twenty 429s
+      answered together cost one decrease, and there is at most one per round trip and per
+      interval.
+    - **Multiplicative decrease to a relative floor**: ``rate = max(floor, BETA * rate)``
+      with ``floor = FLOOR_FRACTION * max_rate`` (never an absolute figure), and the burst
+      is spent.
+    - **Recovery over time**: each success sets the rate to the cubic
+      ``W(t) = C * (t - K)**3 + W_max`` (``t``: seconds since the last decrease, ``W_max``:
+      the rate before it, ``K = cbrt(W_max * (1 - BETA) / C)``), capped at ``max_rate``: fast
+      at first, flat near the rate that was throttled, then probing beyond it.
+    - A ``Retry-After`` (which Huawei's gateway does not send, but others may) holds every
+      request until then.
+
+    It also keeps the smoothed round-trip time (``srtt``, on its clock) and, in the
+    invocation's budget, what a request costs (``cost_ms``, smoothed as TCP smooths its round
+    trip), which the exporter's reserve uses.
     """
 
-    MIN_RATE = 0.5
+    BETA = 0.7
+    C = 0.4
+    DECREASE_INTERVAL = 1.0
+    FLOOR_FRACTION = 0.1
+    FIRST_COST_MS = 1000.0
 
     def __init__(
         self,
@@ -48,6 +76,7 @@ class Limiter:
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self.max_rate = per_second
         self.rate = per_second
+        self.floor = per_second * self.FLOOR_FRACTION
         self._burst = max(1.0, min(per_second, float(max_in_flight)))
         self._tokens = self._burst
         self._last = clock()
@@ -55,10 +84,20 @@ class Limiter:
         self._lock = threading.Lock()
         self._sleep = sleep
         self._clock = clock
+        self._decreased_at: float | None = None
+        self._w_max = per_second
+        self._k = 0.0
+        self.srtt: float | None = None
+        self._cost: float | None = None
         self.in_flight = 0
         self.peak_in_flight = 0
         self.sent = 0
         self.throttles = 0
+        self.decreases = 0
+
+    def now(self) -> float:
+        """The limiter's clock: stamp a request with it when it is sent."""
+        return self._clock()
 
     def __enter__(self) -> Limiter:
         with self._lock:
@@ -81,25 +120,72 @@ class Limiter:
             self.in_flight -= 1
         self._slots.release()
 
-    def throttled(self, retry_after: float | None) -> None:
-        """The API said 429: halve the rate and hold every request for ``retry_after``."""
+    def throttled(self, retry_after: float | None, sent_at: float | None = None) -> None:
+        """The API said 429 to a request sent at ``sent_at`` (default: one round trip ago).
+        Decrease the rate once per burst, and hold every request for ``retry_after``."""
         with self._lock:
             self.throttles += 1
-            self.rate = max(self.MIN_RATE, self.rate / 2)
-            self._tokens = min(self._tokens, 0.0)
+            now = self._clock()
+            if sent_at is None:
+                sent_at = now - (self.srtt or 0.0)
+            last = self._decreased_at
+            if last is None or (sent_at > last and now - last >= self.DECREASE_INTERVAL):
+                self._refill(now)
+                self.decreases += 1
+                self._w_max = self.rate
+                self.rate = max(self.floor, self.BETA * self.rate)
+                self._k = (max(0.0, self._w_max - self.rate) / self.C) ** (1 / 3)
+                self._decreased_at = now
+                self._tokens = min(self._tokens, 0.0)
             if retry_after:
-                self._pause_until = max(
-                    self._pause_until, self._clock() + min(retry_after, RETRY_AFTER_CAP)
-                )
+                self._pause_until = max(self._pause_until, now + min(retry_after, RETRY_AFTER_CAP))
 
-    def succeeded(self) -> None:
+    def succeeded(self, sent_at: float | None = None) -> None:
+        """A request sent at ``sent_at`` was answered: learn the round trip, win rate back."""
         with self._lock:
-            if self.rate < self.max_rate:
-                self.rate = min(self.max_rate, self.rate + max(0.5, self.max_rate / 20))
+            now = self._clock()
+            if sent_at is not None:
+                rtt = max(0.0, now - sent_at)
+                self.srtt = rtt if self.srtt is None else 0.875 * self.srtt + 0.125 * rtt
+            if self._decreased_at is None or self.rate >= self.max_rate:
+                return
+            t = now - self._decreased_at
+            cubic = self.C * (t - self._k) ** 3 + self._w_max
+            self._refill(now)
+            self.rate = min(self.max_rate, max(self.rate, cubic))
+
+    def _refill(self, now: float) -> None:
+        """Credit the tokens earned at the current rate before the rate changes."""
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def observe_cost(self, ms: float) -> None:
+        """What one request cost of the invocation's time budget (answered or not)."""
+        with self._lock:
+            self._cost = ms if self._cost is None else 0.875 * self._cost + 0.125 * ms
+
+    @property
+    def cost_ms(self) -> float:
+        """The smoothed cost of a request in the budget (``FIRST_COST_MS`` until one has been
+        seen): a request sent now is likely to cost about this much."""
+        with self._lock:
+            return self.FIRST_COST_MS if self._cost is None else self._cost
+
+
+def is_ambiguous(exc: ExportError) -> bool:
+    """Whether a failed request may have been processed: a reset or timeout after it was
+    sent, or a 5xx other than 503 (429 and 503 are refusals before any work)."""
+    if isinstance(exc, TransportError):
+        return exc.maybe_sent
+    if isinstance(exc, ApiError):
+        return exc.http_status not in (429, 503)
+    return False
 
 
 class Retrier:
-    """Runs an attempt until it succeeds, fails for good, or the budget would run out."""
+    """Runs an idempotent attempt (or one whose resend is checked first) in place until it
+    succeeds, fails for good, or the budget would run out. The export itself is not retried
+    here but requeued by the exporter (``function.exporter``), which uses ``delay``."""
 
     def __init__(self, runtime: Runtime, max_attempts: int) -> None:
         self.runtime = runtime
@@ -115,14 +201,12 @@ class Retrier:
             tries += 1
             try:
                 return attempt()
-            except ApiError as exc:
+            except (ApiError, TransportError) as exc:
                 if exc.outcome != "failed":
                     raise
                 error: ExportError = exc
-                ambiguous = exc.http_status not in (429, 503)
-                retry_after = exc.retry_after
-            except TransportError as exc:
-                error, ambiguous, retry_after = exc, exc.maybe_sent, None
+                ambiguous = is_ambiguous(exc)
+                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
             delay = self.delay(tries, retry_after)
             final: ExportError | None = None
             if tries >= self.max_attempts:
@@ -154,8 +238,9 @@ class Retrier:
         except ExportError:
             return None
 
-    def delay(self, tries: int, retry_after: float | None) -> float:
-        jitter = self.runtime.rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (tries - 1)))
+    def delay(self, tries: int, retry_after: float | None, cap: float = BACKOFF_CAP) -> float:
+        """Full-jitter backoff after the ``tries``-th failure, at least ``Retry-After``."""
+        jitter = self.runtime.rng.uniform(0, min(cap, BACKOFF_BASE * 2 ** (tries - 1)))
         if retry_after is not None:
             return max(jitter, min(retry_after, RETRY_AFTER_CAP))
         return jitter
@@ -175,7 +260,10 @@ class CloudClient:
         self.runtime = runtime
         self.transport = transport
         self.limiter = limiter or Limiter(
-            settings.max_concurrency, settings.max_requests_per_second, runtime.sleep
+            settings.max_concurrency,
+            settings.max_requests_per_second,
+            runtime.sleep,
+            runtime.monotonic,
         )
         self.retrier = Retrier(runtime, settings.max_attempts)
 
@@ -211,21 +299,26 @@ class CloudClient:
         connect_timeout = min(self.settings.connect_timeout, budget / 2)
         read_timeout = min(self.settings.read_timeout, budget - connect_timeout)
         with self.limiter:
-            resp = self.transport.send(
-                method,
-                request.url,
-                request.headers,
-                request.body,
-                (connect_timeout, read_timeout),
-            )
+            sent_at = self.limiter.now()
+            before_ms = self.runtime.remaining_ms()
+            try:
+                resp = self.transport.send(
+                    method,
+                    request.url,
+                    request.headers,
+                    request.body,
+                    (connect_timeout, read_timeout),
+                )
+            finally:
+                self.limiter.observe_cost(max(0, before_ms - self.runtime.remaining_ms()))
         if resp.status >= 400:
             code, message = parse_error_body(resp.json(), resp.status)
             error = ApiError(resp.status, code, message, resp.request_id)
             error.retry_after = parse_retry_after(resp.header("Retry-After"), self.runtime)
             if resp.status == 429:
-                self.limiter.throttled(error.retry_after)
+                self.limiter.throttled(error.retry_after, sent_at)
             raise error
-        self.limiter.succeeded()
+        self.limiter.succeeded(sent_at)
         return resp
 
     def resources_by_tag(

@@ -41,32 +41,47 @@ class EvsClient:
         image_name: str,
         find_image: Callable[[str], Accepted | None],
     ) -> Accepted:
-        """Export once. After an ambiguous failure IMS is asked for the image by name before
-        anything is sent again, so one request never makes two images."""
+        """Export, retried in place. After an ambiguous failure IMS is asked for the image by
+        name before anything is sent again, so one request never makes two images. (The
+        exporter does not use this loop: it sends ``export_once`` and requeues.)"""
+        return self.client.retrier.run(
+            lambda: self.export_once(volume_id, body, image_name),
+            before_resend=lambda: find_image(image_name),
+        )
+
+    def export_once(
+        self,
+        volume_id: str,
+        body: dict[str, Any],
+        image_name: str,
+        look_first: Callable[[str], Accepted | None] | None = None,
+    ) -> Accepted:
+        """One attempt: with ``look_first`` (an earlier attempt failed ambiguously), the image
+        it may have made is looked for first and, when found, returned without sending."""
+        if look_first is not None:
+            found = look_first(image_name)
+            if found is not None:
+                return found
         path = f"/v2/{self.client.project_id}/volumes/{volume_id}/action"
-
-        def attempt() -> Accepted:
-            resp = self.client.send("evs", "POST", path, body=body)
-            try:
-                parsed = UploadImageResponse.model_validate(resp.json()).result
-            except ValidationError:
-                raise ApiError(
-                    resp.status,
-                    "InvalidResponse",
-                    "the export was answered without an image_id",
-                    resp.request_id,
-                ) from None
-            return Accepted(
-                image_id=parsed.image_id,
-                image_name=parsed.image_name or image_name,
-                status=parsed.status,
-                disk_format=parsed.disk_format,
-                container_format=parsed.container_format,
-                size_gb=parsed.size,
-                request_id=resp.request_id,
-            )
-
-        return self.client.retrier.run(attempt, before_resend=lambda: find_image(image_name))
+        resp = self.client.send("evs", "POST", path, body=body)
+        try:
+            parsed = UploadImageResponse.model_validate(resp.json()).result
+        except ValidationError:
+            raise ApiError(
+                resp.status,
+                "InvalidResponse",
+                "the export was answered without an image_id",
+                resp.request_id,
+            ) from None
+        return Accepted(
+            image_id=parsed.image_id,
+            image_name=parsed.image_name or image_name,
+            status=parsed.status,
+            disk_format=parsed.disk_format,
+            container_format=parsed.container_format,
+            size_gb=parsed.size,
+            request_id=resp.request_id,
+        )
 
     def get_volume(self, volume_id: str) -> dict[str, Any]:
         resp = self.client.call(

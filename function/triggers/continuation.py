@@ -1,9 +1,14 @@
 """The follow-up of an invocation whose time ran out: this function invoked itself
-asynchronously with the volumes it had not started (``evs.export.deferred``), with the same
+asynchronously with the volumes it had not finished (``evs.export.deferred``), with the same
 options, and with the servers it is still waiting for to stop (``waits``: CTS plans with
 their deadline; ``function.stopwait``). Each order and wait is validated again; the chain
 stops at ``MAX_HOPS`` (``MAX_WAIT_HOPS`` while it waits for servers, which its deadline
-bounds too)."""
+bounds too).
+
+An order may also carry ``attempts`` (export attempts already spent on it, counted against
+``max_attempts`` across the chain) and ``ambiguous: true`` (an earlier attempt may have made
+its image: look for it by name before sending). Both are optional: events without them, as
+earlier versions wrote, mean a fresh order."""
 
 from __future__ import annotations
 
@@ -42,17 +47,7 @@ def build(
         "trigger": work.trigger,
         "correlation_id": work.correlation_id,
         "response_url": work.response_url,
-        "orders": [
-            {
-                "volume_id": o.volume_id,
-                "body": o.body,
-                "policy": o.policy,
-                "server_id": o.server_id,
-                "dry_run": o.dry_run,
-                "keep": o.keep,
-            }
-            for o in orders
-        ],
+        "orders": [_order(o) for o in orders],
     }
     if waits:
         job["waits"] = [_wait_out(p) for p in waits]
@@ -74,6 +69,25 @@ def _wait_out(plan: PlanRequest) -> dict[str, Any]:
 
 def _iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
+
+
+def _order(order: ExportOrder) -> dict[str, Any]:
+    """One order of the event. ``attempts`` and ``ambiguous`` are written only when set, so
+    a fresh order has the shape earlier versions wrote, and an order without them (from an
+    earlier version) reads as fresh."""
+    out: dict[str, Any] = {
+        "volume_id": order.volume_id,
+        "body": order.body,
+        "policy": order.policy,
+        "server_id": order.server_id,
+        "dry_run": order.dry_run,
+        "keep": order.keep,
+    }
+    if order.attempts:
+        out["attempts"] = order.attempts
+    if order.ambiguous:
+        out["ambiguous"] = True
+    return out
 
 
 def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
@@ -119,6 +133,7 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
             work.items.append(Rejection(volume if is_uuid(volume) else None, exc))
             continue
         keep = raw.get("keep")
+        attempts = raw.get("attempts")
         work.items.append(
             ExportOrder(
                 volume_id=request.volume_id,
@@ -129,6 +144,10 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
                 keep=keep
                 if isinstance(keep, int) and not isinstance(keep, bool) and keep > 0
                 else None,
+                attempts=attempts
+                if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0
+                else 0,
+                ambiguous=raw.get("ambiguous") is True,
             )
         )
     return work

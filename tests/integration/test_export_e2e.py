@@ -292,8 +292,15 @@ def test_retry_after_is_waited_out_before_the_export_is_resent() -> None:
     cloud = new_cloud()
     cloud.faults.add(Fault(method="POST", path=FAULT_EXPORT_PATH, status=429, retry_after="7"))
     waits: list[float] = []
+    clock = [0.0]  # time passes only in the waits
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
     runtime = quick_runtime()
-    runtime.sleep = waits.append
+    runtime.sleep = sleep
+    runtime.monotonic = lambda: clock[0]
     with mock_cloud(cloud):
         result = handle(seed_event(), Settings.from_env(base_env()), runtime)
 

@@ -191,7 +191,8 @@ def test_failed_handoff_fails_the_rest(status: int) -> None:
 
 def test_direct_batch_defers_with_its_bodies() -> None:
     """A direct batch that does not fit: the continuation carries each deferred item's exact
-    body (caller's fields and order), and running it exports exactly those volumes."""
+    body (caller's fields and order), and running it (and any continuation of its own)
+    exports exactly those volumes, each once."""
     cloud, ids = tagged_cloud()
     exports = [
         {
@@ -218,10 +219,78 @@ def test_direct_batch_defers_with_its_bodies() -> None:
             assert order["body"]["os-volume_upload_image"] == original
             assert list(order["body"]["os-volume_upload_image"]) == list(original)
             assert (order["policy"], order["keep"], order["dry_run"]) == (None, None, False)
-        second = chain.run(invocation["body"], seed=2)
+        later: Counter[str] = Counter()
+        while len(chain.invocations()) > len(chain.left_at_return) - 1:
+            assert len(chain.left_at_return) <= MAX_HOPS
+            result = chain.run(chain.invocations()[-1]["body"], seed=len(chain.left_at_return))
+            later.update(e["subject"] for e in by_type(result, "accepted"))
+            assert not by_type(result, "failed") and not by_type(result, "rejected")
+            assert all(e["data"]["correlation_id"] == "ticket-42" for e in result["results"])
 
-    assert {e["subject"] for e in by_type(second, "accepted")} == {e["subject"] for e in deferred}
-    assert all(e["data"]["correlation_id"] == "ticket-42" for e in second["results"])
+    assert later == Counter(e["subject"] for e in deferred)
     made = Counter(i.source_volume_id for i in cloud.ims._images.values())
     assert made == Counter(ids)
     assert all(left > 0 for left in chain.left_at_return)
+
+
+def test_short_budget_exports_some_and_hands_on_the_rest() -> None:
+    """6 s left and 0.25 s per request (the issue's case): the reserve is priced from what
+    requests cost, not a fixed 8 s, so some of the 60 volumes are exported and the rest are
+    deferred to one continuation, and the invocation returns within its budget."""
+    cloud = make_cloud()
+    ids = add_volumes(cloud, 60)
+    budget = Budget(6_000)
+
+    def charge(_req: Request) -> None:
+        with budget._lock:
+            budget.ms -= 250
+
+    Watch(cloud, on_request=charge)
+    settings = Settings.from_env(env(MAX_CONCURRENCY="2"))
+    exports = [
+        {"volume_id": v, "os-volume_upload_image": {"image_name": f"short-{i:02d}"}}
+        for i, v in enumerate(ids)
+    ]
+    with mock_cloud(cloud):
+        result = handle({"exports": exports}, settings, make_runtime(budget.remaining))
+
+    accepted, deferred = by_type(result, "accepted"), by_type(result, "deferred")
+    assert accepted and deferred
+    assert len(accepted) + len(deferred) == 60
+    [invocation] = cloud.functiongraph.invocations
+    assert [o["volume_id"] for o in invocation["body"][KEY]["orders"]] == [
+        e["subject"] for e in deferred
+    ]
+    assert {i.source_volume_id for i in cloud.ims._images.values()} == {
+        e["subject"] for e in accepted
+    }
+    assert budget.remaining() > 0
+
+
+def test_default_three_second_timeout_still_exports() -> None:
+    """FunctionGraph's default 3 s timeout with fast answers (20 ms a request): the reserve is
+    priced from those answers, so the invocation exports volumes (handing on any rest) and
+    returns within its budget."""
+    cloud = make_cloud()
+    ids = add_volumes(cloud, 10)
+    budget = Budget(3_000)
+
+    def charge(_req: Request) -> None:
+        with budget._lock:
+            budget.ms -= 20
+
+    Watch(cloud, on_request=charge)
+    exports = [
+        {"volume_id": v, "os-volume_upload_image": {"image_name": f"quick-{i:02d}"}}
+        for i, v in enumerate(ids)
+    ]
+    with mock_cloud(cloud):
+        result = handle(
+            {"exports": exports}, Settings.from_env(env()), make_runtime(budget.remaining)
+        )
+
+    accepted = by_type(result, "accepted")
+    assert accepted
+    assert len(accepted) + len(by_type(result, "deferred")) == 10
+    assert not by_type(result, "failed")
+    assert budget.remaining() > 0

@@ -200,8 +200,15 @@ def test_retry_after_is_honoured() -> None:
     [vid] = add_volumes(cloud, 1)
     cloud.faults.add(Fault(method="POST", path=r"/volumes/.*/action$", status=429, retry_after="3"))
     sleeps: list[float] = []
+    clock = [0.0]  # time passes only in the waits
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
     runtime = make_runtime()
-    runtime.sleep = sleeps.append
+    runtime.sleep = sleep
+    runtime.monotonic = lambda: clock[0]
     with mock_cloud(cloud):
         result = handle(one_export(vid, "patient"), Settings.from_env(env()), runtime)
     assert result["summary"]["accepted"] == 1
@@ -248,13 +255,21 @@ def test_sustained_throttling_slows_the_shared_limiter(
 
 
 def test_limiter_backs_off_and_recovers() -> None:
-    """CloudClient over the fake: sustained 429s halve the shared limiter's rate down to its
-    floor and pause it for Retry-After; successes then win the rate back step by step."""
+    """CloudClient over the fake: 429s answered one after another (each a fresh signal) cut
+    the shared limiter's rate, never below its floor (a tenth of the configured rate), and
+    pause it for Retry-After; once the 429s stop, successes win the rate back over time."""
     cloud = make_cloud()
     settings = Settings.from_env(env(MAX_REQUESTS_PER_SECOND="10"))
     sleeps: list[float] = []
+    clock = [0.0]  # time passes only in the waits
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
     runtime = make_runtime()
-    runtime.sleep = sleeps.append
+    runtime.sleep = sleep
+    runtime.monotonic = lambda: clock[0]
     client = CloudClient(settings, runtime, default_transport())
     path = f"/v2/{PROJECT}/cloudvolumes/detail"
     cloud.faults.add(Fault(path=r"cloudvolumes", status=429, retry_after="2", times=-1))
@@ -263,8 +278,8 @@ def test_limiter_backs_off_and_recovers() -> None:
             client.call("evs", "GET", path)
         assert caught.value.http_status == 429
         limiter = client.limiter
-        assert limiter.throttles == settings.max_attempts
-        assert limiter.rate == Limiter.MIN_RATE < limiter.max_rate
+        assert limiter.throttles == limiter.decreases == settings.max_attempts
+        assert limiter.floor == 1.0 <= limiter.rate < limiter.max_rate
         # the retrier waits out Retry-After before each of the retries
         assert sum(1 for s in sleeps if s >= 2.0) >= settings.max_attempts - 1
         cloud.faults.clear()

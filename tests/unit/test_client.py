@@ -494,27 +494,32 @@ def test_limiter_burst_refills_with_time() -> None:
     assert waits == []
 
 
-def test_limiter_throttled_pauses_and_halves_rate() -> None:
-    """After a 429 every request waits out Retry-After and the rate halves, then recovers."""
+def test_limiter_throttled_pauses_and_decreases_rate() -> None:
+    """After a 429 every request waits out Retry-After and the rate drops by BETA, then
+    recovers with time (see tests/unit/test_limiter.py for the model in full)."""
     waits: list[float] = []
-    limiter = Limiter(8, 10.0, waits.append, clock=lambda: 100.0)
+    now = [100.0]
+    limiter = Limiter(8, 10.0, waits.append, clock=lambda: now[0])
     limiter.throttled(2.0)
-    assert limiter.rate == 5.0
+    assert limiter.rate == pytest.approx(10.0 * Limiter.BETA)
     assert limiter.throttles == 1
     with limiter:
         pass
     assert waits == [2.0]
-    limiter.succeeded()
-    assert limiter.rate == 5.5
+    now[0] += 60.0
+    limiter.succeeded(now[0] - 0.05)
+    assert limiter.rate == 10.0
 
 
 def test_429_through_client_throttles_shared_limiter() -> None:
-    """A 429 answer slows the shared limiter; the retried success wins a little back."""
+    """A 429 answer slows the shared limiter once; the retried success keeps it at or above
+    the decreased rate."""
     limiter = Limiter(8, 10.0, no_sleep)
     transport = ScriptedTransport(status(429, {"Retry-After": "1"}), response(200))
     make_client(transport, limiter=limiter).call("evs", "GET", VOLUME_PATH)
     assert limiter.throttles == 1
-    assert limiter.rate == 5.5
+    assert limiter.decreases == 1
+    assert 10.0 * Limiter.BETA <= limiter.rate < 10.0
 
 
 def test_image_listing_pages_by_marker_without_next_link() -> None:
