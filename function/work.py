@@ -10,6 +10,7 @@ from typing import Any
 from function.cloud.evs import Accepted
 from function.errors import ExportError
 from function.model import ACTION_KEY
+from function.retention import Orphans, Rules
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class ExportOrder:
     server_id: str | None = None
     dry_run: bool = False
     keep: int | None = None
+    run_time: datetime | None = None  # a policy run's trigger time, recorded on the image
+    image_tags: Mapping[str, str] = field(default_factory=dict)  # volume tags to copy
+    tags_dropped: tuple[str, ...] = ()  # volume tags copy_tags asked for that do not fit
 
     @property
     def options(self) -> dict[str, Any]:
@@ -44,6 +48,29 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class Exclude:
+    """Volumes a policy leaves out after ``select``: by ID, by any one tag pair, system disks."""
+
+    volume_ids: frozenset[str] = frozenset()
+    tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    system_disks: bool = False
+
+    def tagged(self, tags: Mapping[str, str]) -> bool:
+        return any(tags.get(key) in values for key, values in self.tags.items())
+
+
+@dataclass
+class Selection:
+    """What a plan's selection came to: volumes ``select`` matched, how many of them the
+    exclusions left out, and the IDs of those found to exist (excluded ones included)."""
+
+    selected: int = 0
+    excluded: int = 0
+    existing: set[str] = field(default_factory=set)
+    exported: list[str] = field(default_factory=list)  # found and not excluded, in order
+
+
+@dataclass(frozen=True)
 class PlanRequest:
     """A selection to resolve against the cloud (timer policy, decommission, CTS), with the
     image name template and the export options every selected volume gets."""
@@ -59,6 +86,18 @@ class PlanRequest:
     fields: Mapping[str, str] = field(default_factory=dict)  # more template fields
     dry_run: bool = False
     keep: int | None = None
+    exclude: Exclude | None = None
+    copy_tags: bool | tuple[str, ...] = False  # True: all of the volume's tags
+    policy_rules: PolicyRules | None = None  # retention, orphans, stale alerts (timer)
+
+
+@dataclass(frozen=True)
+class PolicyRules:
+    """A timer policy's life-cycle keys beyond ``keep`` (see function.retention)."""
+
+    rules: Rules = field(default_factory=lambda: Rules())
+    orphans: Orphans | None = None
+    stale_after: str | None = None  # as written, e.g. "26h"
 
 
 @dataclass
@@ -78,6 +117,7 @@ class Work:
     response_url: str | None = None  # Slack's reply URL for chat-triggered work
     hop: int = 0  # place in a chain of continuations (0: the first invocation)
     tasks: list[str] = field(default_factory=list)  # lifecycle: "reconcile", "retention"
+    selections: dict[str, Selection] = field(default_factory=dict)  # per policy, by the planner
 
 
 @dataclass(frozen=True)
