@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -61,6 +62,7 @@ def handle(
     event: object, settings: Settings, runtime: Runtime, transport: Transport | None = None
 ) -> dict[str, Any]:
     logging_setup.REDACTOR.register(settings.secret_values())
+    began = runtime.clock()
     trigger = route(event)
     if trigger is None:
         work = Work("direct", runtime.request_id, [Rejection(None, _unknown_event(event))])
@@ -84,6 +86,7 @@ def handle(
     )
     events = [outcome_event(ctx, o) for o in outcomes]
     sections: dict[str, Any] = {}
+    per_policy: dict[str, dict[str, int]] = {}
     if work.tasks:
         from function.lifecycle import run_tasks
 
@@ -91,6 +94,8 @@ def handle(
         events += life.events
         notes = [*notes, *life.notes]
         sections.update(life.sections)
+        per_policy = life.per_policy
+    events += policy_summaries(work, outcomes, per_policy, ctx, began)
     # An API may echo what it was sent: no registered secret leaves in a result or delivery.
     events = logging_setup.REDACTOR.mask(events)
     for ev in events:
@@ -156,6 +161,7 @@ def run_work(
             items.extend(planner.resolve(plan))
         except ExportError as exc:
             items.append(Outcome(exc.outcome, None, error=exc))
+    work.selections.update(planner.selections)
     orders = [i for i in items if isinstance(i, ExportOrder)]
     try:
         settled = planner.dedupe(orders)
@@ -223,6 +229,51 @@ def hand_on(
     return {
         id(o): Outcome("failed", o.volume_id, o.image_name, error=error, order=o) for o in deferred
     }
+
+
+def timer_policies(work: Work) -> list[str]:
+    """The timer policies this invocation works on: the timer's own, or, in a continuation
+    of a timer run, those its orders carry."""
+    if work.trigger != "timer":
+        return []
+    names = [p.policy for p in work.plans if p.policy]
+    if work.hop > 0:
+        names += [i.policy for i in work.items if isinstance(i, ExportOrder) and i.policy]
+    return list(dict.fromkeys(names))
+
+
+def policy_summaries(
+    work: Work,
+    outcomes: list[Outcome],
+    per_policy: Mapping[str, Mapping[str, int]],
+    ctx: EventContext,
+    began: datetime,
+) -> list[dict[str, Any]]:
+    """One ``evs.policy.completed`` per timer policy this invocation worked on."""
+    from function.results import policy_completed_event
+
+    events: list[dict[str, Any]] = []
+    for name in timer_policies(work):
+        mine = [o for o in outcomes if o.order is None or o.order.policy in (None, name)]
+        selection = work.selections.get(name)
+        if selection is None:  # a continuation: the orders handed to it
+            carried = sum(1 for o in mine if o.order is not None)
+            selected, excluded = carried, 0
+        else:
+            selected, excluded = selection.selected, selection.excluded
+        events.append(
+            policy_completed_event(
+                ctx,
+                policy=name,
+                hop=work.hop,
+                selected=selected,
+                excluded=excluded,
+                outcomes=[o.kind for o in mine],
+                lifecycle=per_policy.get(name, {}),
+                duration_s=max(0.0, (ctx.now() - began).total_seconds()),
+            )
+        )
+    return events
 
 
 def _settled(item: ExportOrder | Rejection | Outcome, error: ExportError | None = None) -> Outcome:
