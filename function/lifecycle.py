@@ -447,7 +447,8 @@ def deletions(
         index = {i.id: i for i in group}
         for decision in decisions_for(group, rule, volume_id in gone, when):
             image = index[decision.image_id]
-            if decision.delete and _deletable(image, done):
+            # An image whose time is unknown ranks oldest but is never deleted for it.
+            if decision.delete and _deletable(image, done) and image.made_at is not None:
                 doomed.append((image, decision.not_kept_by))
     return sorted(doomed, key=lambda pair: _candidate(pair[0]).order())
 

@@ -21,7 +21,16 @@ from function.lifecycle import (
 from function.tagbudget import COPY_STATE, MAX_IMAGE_TAGS
 from function.triggers import continuation
 from function.work import ExportOrder, Work
-from tests.integration.conftest import START, VOLUME_A, VOLUME_B, Harness, timer_event
+from tests.integration.conftest import (
+    RESULT_SECRET,
+    START,
+    TOPIC,
+    VOLUME_A,
+    VOLUME_B,
+    Harness,
+    timer_event,
+)
+from tests.integration.webhook_receiver import Receiver
 
 VOLUME_C = "36369c5d-384d-4e64-b37a-56d898769362"
 SERVER = "46369c5d-384d-4e64-b37a-56d898769362"
@@ -240,8 +249,10 @@ def test_run_summary_counts_every_outcome(harness: Harness) -> None:
 
 
 def test_continuation_of_a_timer_policy_emits_its_own_summary(harness: Harness) -> None:
-    """A continuation of a timer run reports a summary with its hop, and records the run's
-    trigger time and copied tags carried in the order on the image it makes."""
+    """A continuation of a timer run reports a summary with its hop, records the run's
+    trigger time and copied tags carried in the order on the image it makes, and the
+    image's completion still times the export itself."""
+    harness.cloud.set_progress("duration", after=60)
     when = START - timedelta(minutes=5)
     order = ExportOrder(
         VOLUME_A,
@@ -261,6 +272,9 @@ def test_continuation_of_a_timer_policy_emits_its_own_summary(harness: Harness) 
     image = harness.cloud.ims.images[accepted["data"]["image_id"]]
     assert image.tags[STARTED_KEY] == f"{int(START.timestamp())}-{int(when.timestamp())}"
     assert image.tags["env"] == "prod"
+    harness.clock.advance(90)
+    [done] = of_type(harness.run({"action": "reconcile"}), "evs.export.completed")
+    assert done["data"]["duration_s"] == 90  # from the export's start, not the run's time
 
 
 def test_continuation_without_the_new_fields_still_runs(harness: Harness) -> None:
@@ -336,3 +350,31 @@ def test_dry_run_explains_each_rule(harness: Harness) -> None:
     assert report[images[2].id]["not_kept_by"] == ["keep_daily", "keep_weekly"]
     assert result["retention"]["dry_run"] == [images[2].id]
     assert harness.requests("DELETE", r".") == 0
+
+
+def test_summary_and_stale_alerts_reach_every_sink(harness: Harness) -> None:
+    """evs.policy.completed and evs.backup.stale are delivered to the webhook and SMN like
+    the export events, with SMN attributes to filter on."""
+    harness.cloud.set_progress("duration", after=600)
+    tag_volumes(harness, VOLUME_A, backup="daily")
+    env = {
+        "RESULT_WEBHOOK_URL": "",
+        "RESULT_WEBHOOK_SECRET": RESULT_SECRET,
+        "RESULT_SMN_TOPIC_URN": TOPIC,
+    }
+    with Receiver() as rx:
+        env["RESULT_WEBHOOK_URL"] = rx.url
+        harness.clock.set(START)
+        result = harness.run(timer_event({**DAILY, "stale_after": "8d"}, START), **env)
+    wanted = {"evs.policy.completed", "evs.backup.stale"}
+    ids = {e["id"] for e in result["results"] if e["type"] in wanted}
+    assert len(ids) == 2
+    assert ids <= {json.loads(r.body)["id"] for r in rx.requests}
+    published = {
+        json.loads(m["message"])["id"]: {a["name"]: a["value"] for a in m["message_attributes"]}
+        for m in harness.cloud.smn.messages
+    }
+    assert ids <= set(published)
+    attrs = sorted(published[i]["type"] for i in ids)
+    assert attrs == ["evs.backup.stale", "evs.policy.completed"]
+    assert result["deliveries"]["failed"] == []

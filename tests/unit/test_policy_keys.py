@@ -11,7 +11,18 @@ from typing import Any
 import pytest
 
 from function.errors import InvalidInput
-from function.lifecycle import STARTED_KEY, ManagedImage, provenance_tags
+from function.lifecycle import (
+    MARKER_KEY,
+    POLICY_KEY,
+    REPORTED_KEY,
+    STARTED_KEY,
+    VOLUME_KEY,
+    KeepRule,
+    ManagedImage,
+    deletions,
+    provenance_tags,
+    to_delete,
+)
 from function.results import EventContext, policy_completed_event, summarize
 from function.retention import Orphans, Rules
 from function.triggers import continuation, timer
@@ -166,3 +177,30 @@ def test_policy_completed_event_shape_and_summary_counts() -> None:
         "correlation_id": "corr",
     }
     assert summarize([event]) == {"accepted": 0, "rejected": 0, "failed": 0, "skipped": 0}
+
+
+def test_image_of_unknown_time_is_never_deleted() -> None:
+    """An image with neither a run time nor created_at ranks oldest but is never deleted."""
+    rule = KeepRule("cbr", rules=Rules(keep=1), now=START, name="cbr")
+    tags = {MARKER_KEY: "managed", VOLUME_KEY: VOLUME, POLICY_KEY: "cbr", REPORTED_KEY: "done"}
+    images = [
+        ManagedImage("new", "n", "active", START, START, tags),
+        ManagedImage("unknown", "u", "active", None, None, tags),
+        ManagedImage("old", "o", "active", START - timedelta(days=1), None, tags),
+    ]
+    assert [i.id for i in to_delete(images, rule)] == ["old"]
+
+
+def test_orphans_of_a_vanished_volume_follow_only_the_orphan_rule() -> None:
+    """For a vanished volume the orphan rule replaces keep; without it nothing of it goes."""
+    tags = {MARKER_KEY: "managed", VOLUME_KEY: VOLUME, POLICY_KEY: "cbr", REPORTED_KEY: "done"}
+    images = [
+        ManagedImage(f"i{d}", "n", "active", START - timedelta(days=d), None, tags)
+        for d in (1, 5, 10)
+    ]
+    orphans = KeepRule("cbr", rules=Rules(keep=3), orphans=Orphans(1, 4), now=START, name="cbr")
+    pairs = deletions(images, orphans, vanished=[VOLUME])
+    assert [(i.id, why) for i, why in pairs] == [("i10", ("orphans",)), ("i5", ("orphans",))]
+    no_rule = KeepRule("cbr", rules=Rules(keep=1), now=START, name="cbr")
+    assert deletions(images, no_rule, vanished=[VOLUME]) == []
+    assert [i.id for i in to_delete(images, no_rule)] == ["i10", "i5"]
