@@ -142,13 +142,14 @@ def decide(
     everything = sorted(images, key=Candidate.order, reverse=True)
     ranked = [i for i in everything if i.status != "killed"]
     kept_by: dict[str, list[str]] = {i.id: [] for i in everything}
-    floors: dict[str, tuple[datetime, str] | None] = {}  # a rule's span (None: unbounded)
+    spans: dict[str, Callable[[Candidate], bool]] = {}  # whether an image is in a rule's span
 
     def count_rule(name: str, n: int, key: Callable[[Candidate], object]) -> None:
         kept, full = _slots(ranked, n, key)
         for image in kept:
             kept_by[image.id].append(name)
-        floors[name] = kept[-1].order() if full and kept else None
+        floor = kept[-1].order() if full and kept else None
+        spans[name] = lambda i: floor is None or i.order() >= floor
 
     if rules.keep is not None:
         count_rule("keep", rules.keep, lambda i: i.id)
@@ -157,7 +158,7 @@ def decide(
         for image in ranked:
             if image.time > cutoff:
                 kept_by[image.id].append("keep_days")
-        floors["keep_days"] = (cutoff, "\uffff")  # killed ones strictly younger than cutoff
+        spans["keep_days"] = lambda i: i.time > cutoff
     for name in CALENDAR_RULES:
         n = getattr(rules, name)
         if n is not None:
@@ -165,9 +166,7 @@ def decide(
     for image in everything:
         if image.status != "killed":
             continue
-        for name, floor in floors.items():
-            if floor is None or image.order() >= floor:
-                kept_by[image.id].append(name)
+        kept_by[image.id].extend(name for name, inside in spans.items() if inside(image))
 
     newest_active = next((i for i in everything if i.status == "active"), None)
     decisions: list[Decision] = []

@@ -293,3 +293,13 @@ def test_copied_tags_take_the_listed_order_and_name_what_does_not_fit() -> None:
 def test_copyable_follows_ims_tag_rules(key: str, value: str, ok: bool) -> None:
     """A volume tag is copied only as IMS would take it, and never over the function's own."""
     assert copyable(key, value) is ok
+
+
+def test_killed_images_inside_keep_days_stay_and_older_ones_go() -> None:
+    """Under keep_days a killed image younger than D days stays; an older one goes."""
+    images = [
+        img("active", "2025-03-09T00:00:00+00:00"),
+        img("killed-new", "2025-03-08T00:00:00+00:00", "killed"),
+        img("killed-old", "2025-03-01T00:00:00+00:00", "killed"),
+    ]
+    assert kept(images, Rules(keep_days=3), "2025-03-10T00:00Z") == ["active", "killed-new"]
