@@ -23,7 +23,7 @@ from function.config import Settings
 from function.errors import ConfigError, ExportError, InvalidInput
 from function.exporter import Exporter
 from function.plan import Planner
-from function.results import EventContext, outcome_event, summarize
+from function.results import EventContext, outcome_event, policy_completed_event, summarize
 from function.runtime import Runtime
 from function.triggers import route
 from function.work import ExportOrder, Outcome, Rejection, Work
@@ -250,15 +250,12 @@ def policy_summaries(
     began: datetime,
 ) -> list[dict[str, Any]]:
     """One ``evs.policy.completed`` per timer policy this invocation worked on."""
-    from function.results import policy_completed_event
-
     events: list[dict[str, Any]] = []
     for name in timer_policies(work):
         mine = [o for o in outcomes if o.order is None or o.order.policy in (None, name)]
         selection = work.selections.get(name)
         if selection is None:  # a continuation: the orders handed to it
-            carried = sum(1 for o in mine if o.order is not None)
-            selected, excluded = carried, 0
+            selected, excluded = len(mine), 0
         else:
             selected, excluded = selection.selected, selection.excluded
         events.append(

@@ -6,8 +6,13 @@ images by tag that serves both
   event, each ``killed`` one ``evs.export.image_failed``; the report is recorded on the image
   itself (tag ``evs-export-reported``), so no other store is needed and no image is reported
   twice, and
-* retention: a policy's ``keep: N`` keeps the N newest images that policy made of each volume
-  and deletes older ``active`` and ``killed`` ones, each an ``evs.image.deleted`` event.
+* retention: a policy's rules (``keep``, ``keep_days``, calendar buckets; see
+  ``function.retention``) decide, per volume, which of the images that policy made stay;
+  older ``active`` and ``killed`` ones go, each an ``evs.image.deleted`` event naming the
+  rules that no longer keep it. Images of volumes that no longer exist follow the policy's
+  ``orphans`` rule, or, without one, are reported once (``evs.image.orphaned``, tag
+  ``evs-export-orphaned``); ``stale_after`` raises ``evs.backup.stale`` for selected volumes
+  whose newest active image is too old or missing.
 
 The rules (what to report, what to delete) are pure functions over ``ManagedImage``; the
 requests are made by ``run_tasks``, which stops writing when the time budget runs short
