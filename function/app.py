@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
 
 from function import log as logging_setup
-from function.cloud.client import CloudClient
+from function.cloud.client import SAFETY_MARGIN_MS, CloudClient
 from function.cloud.ecs import EcsClient
 from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient
@@ -22,7 +23,7 @@ from function.config import Settings
 from function.errors import ConfigError, ExportError, InvalidInput
 from function.exporter import Exporter, Reserve
 from function.plan import Planner
-from function.results import EventContext, outcome_event, summarize
+from function.results import EventContext, outcome_event, policy_completed_event, summarize
 from function.runtime import Runtime
 from function.triggers import route
 from function.work import ExportOrder, Outcome, PlanRequest, Rejection, Work
@@ -61,6 +62,7 @@ def handle(
     event: object, settings: Settings, runtime: Runtime, transport: Transport | None = None
 ) -> dict[str, Any]:
     logging_setup.REDACTOR.register(settings.secret_values())
+    began = runtime.clock()
     trigger = route(event)
     if trigger is None:
         work = Work("direct", runtime.request_id, [Rejection(None, _unknown_event(event))])
@@ -84,6 +86,7 @@ def handle(
     )
     events = [outcome_event(ctx, o) for o in outcomes]
     sections: dict[str, Any] = {}
+    per_policy: dict[str, dict[str, int]] = {}
     if work.tasks:
         from function.lifecycle import run_tasks
 
@@ -91,6 +94,8 @@ def handle(
         events += life.events
         notes = [*notes, *life.notes]
         sections.update(life.sections)
+        per_policy = life.per_policy
+    events += policy_summaries(work, outcomes, per_policy, ctx, began)
     # An API may echo what it was sent: no registered secret leaves in a result or delivery.
     events = logging_setup.REDACTOR.mask(events)
     for ev in events:
@@ -169,6 +174,7 @@ def run_work(
             items.extend(planner.resolve(plan))
         except ExportError as exc:
             items.append(Outcome(exc.outcome, None, error=exc))
+    work.selections.update(planner.selections)
     orders = [i for i in items if isinstance(i, ExportOrder)]
     try:
         # An order an earlier attempt may have exported is looked up by the exporter, which
@@ -184,6 +190,7 @@ def run_work(
     from function.lifecycle import provenance_tagger
 
     tagger = provenance_tagger(planner.ims, work.trigger, runtime.clock)
+    reserve = delivery_reserve(settings, work, client, len(items))
     exporter = Exporter(
         planner.evs,
         planner.ims,
@@ -191,7 +198,7 @@ def run_work(
         runtime,
         after_accept=tagger,
         max_attempts=settings.max_attempts,
-        reserve=delivery_reserve(settings, work, client, len(items)),
+        reserve=reserve,
     )
     settled.update({id(o): out for o, out in zip(to_send, exporter.run(to_send), strict=True)})
     # A deferred outcome carries its order as the continuation must see it (attempts spent,
@@ -199,7 +206,17 @@ def run_work(
     deferred = [o for o in orders if settled[id(o)].kind == "deferred"]
     if deferred or waits:
         carried = [settled[id(o)].order or o for o in deferred]
-        handed = hand_on(work, carried, client, settings, runtime, planner.notes, waits, waiting)
+        handed = hand_on(
+            work,
+            carried,
+            client,
+            settings,
+            runtime,
+            planner.notes,
+            waits,
+            waiting,
+            margin_ms=reserve.after_handoff_ms(),
+        )
         for original, order in zip(deferred, carried, strict=True):
             if id(order) in handed:  # not handed on: failed, unless an earlier attempt made it
                 recovered = exporter.recover(order) if order.ambiguous else None
@@ -230,6 +247,7 @@ def hand_on(
     notes: list[str],
     waits: Sequence[PlanRequest] = (),
     waiting: Sequence[Outcome] = (),
+    margin_ms: float = SAFETY_MARGIN_MS,
 ) -> dict[int, Outcome]:
     """Hand the orders the budget did not cover, and the servers still stopping (``waits``,
     whose disks are ``waiting``), to an asynchronous invocation of this function; if that is
@@ -251,7 +269,7 @@ def hand_on(
         try:
             urn = function_urn(settings, runtime)
             event = continuation.build(work, deferred, waits)
-            request_id = FunctionGraphClient(client).invoke_async(urn, event)
+            request_id = FunctionGraphClient(client).invoke_async(urn, event, margin_ms)
         except ExportError as exc:
             error = ExportError("ContinuationFailed", f"could not hand the rest on: {exc.message}")
         else:
@@ -285,6 +303,48 @@ def hand_on(
         {id(o): Outcome("failed", o.volume_id, error=error, extra=o.extra) for o in waiting}
     )
     return failed
+
+
+def timer_policies(work: Work) -> list[str]:
+    """The timer policies this invocation works on: the timer's own, or, in a continuation
+    of a timer run, those its orders carry."""
+    if work.trigger != "timer":
+        return []
+    names = [p.policy for p in work.plans if p.policy]
+    if work.hop > 0:
+        names += [i.policy for i in work.items if isinstance(i, ExportOrder) and i.policy]
+    return list(dict.fromkeys(names))
+
+
+def policy_summaries(
+    work: Work,
+    outcomes: list[Outcome],
+    per_policy: Mapping[str, Mapping[str, int]],
+    ctx: EventContext,
+    began: datetime,
+) -> list[dict[str, Any]]:
+    """One ``evs.policy.completed`` per timer policy this invocation worked on."""
+    events: list[dict[str, Any]] = []
+    for name in timer_policies(work):
+        mine = [o for o in outcomes if o.order is None or o.order.policy in (None, name)]
+        selection = work.selections.get(name)
+        if selection is None:  # a continuation: the orders handed to it
+            selected, excluded = len(mine), 0
+        else:
+            selected, excluded = selection.selected, selection.excluded
+        events.append(
+            policy_completed_event(
+                ctx,
+                policy=name,
+                hop=work.hop,
+                selected=selected,
+                excluded=excluded,
+                outcomes=[o.kind for o in mine],
+                lifecycle=per_policy.get(name, {}),
+                duration_s=max(0.0, (ctx.now() - began).total_seconds()),
+            )
+        )
+    return events
 
 
 def _settled(item: ExportOrder | Rejection | Outcome, error: ExportError | None = None) -> Outcome:

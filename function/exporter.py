@@ -82,9 +82,13 @@ class Reserve:
 
     def ms(self) -> float:
         """The reserve, now."""
+        return self.after_handoff_ms() + self.HANDOFF_REQUESTS * self.cost_ms()
+
+    def after_handoff_ms(self) -> float:
+        """What must still fit once the hand-off is done: the deliveries and the return (the
+        hand-off's retries may use the rest)."""
         rounds = math.ceil(self.events * self.per_event / max(1, self.max_concurrency))
-        requests = self.HANDOFF_REQUESTS + rounds + self.batches
-        return self.RETURN_MS + requests * self.cost_ms()
+        return self.RETURN_MS + (rounds + self.batches) * self.cost_ms()
 
 
 @dataclass

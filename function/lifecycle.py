@@ -6,8 +6,13 @@ images by tag that serves both
   event, each ``killed`` one ``evs.export.image_failed``; the report is recorded on the image
   itself (tag ``evs-export-reported``), so no other store is needed and no image is reported
   twice, and
-* retention: a policy's ``keep: N`` keeps the N newest images that policy made of each volume
-  and deletes older ``active`` and ``killed`` ones, each an ``evs.image.deleted`` event.
+* retention: a policy's rules (``keep``, ``keep_days``, calendar buckets; see
+  ``function.retention``) decide, per volume, which of the images that policy made stay;
+  older ``active`` and ``killed`` ones go, each an ``evs.image.deleted`` event naming the
+  rules that no longer keep it. Images of volumes that no longer exist follow the policy's
+  ``orphans`` rule, or, without one, are reported once (``evs.image.orphaned``, tag
+  ``evs-export-orphaned``); ``stale_after`` raises ``evs.backup.stale`` for selected volumes
+  whose newest active image is too old or missing.
 
 The rules (what to report, what to delete) are pure functions over ``ManagedImage``; the
 requests are made by ``run_tasks``, which stops writing when the time budget runs short
@@ -31,8 +36,18 @@ from function.cloud.client import SAFETY_MARGIN_MS, CloudClient
 from function.cloud.evs import Accepted
 from function.cloud.ims import ImsClient
 from function.cloud.tags import parse_tags
-from function.errors import ExportError
+from function.errors import ApiError, ExportError
 from function.results import EventContext, cloud_event
+from function.retention import (
+    Candidate,
+    Decision,
+    Orphans,
+    Rules,
+    decide,
+    decide_orphans,
+    is_stale,
+    parse_duration,
+)
 from function.times import parse_iso
 from function.work import ExportOrder, Outcome, Work
 
@@ -45,11 +60,14 @@ POLICY_KEY = "evs-export-policy"
 TRIGGER_KEY = "evs-export-trigger"
 STARTED_KEY = "evs-export-started"
 REPORTED_KEY = "evs-export-reported"
+ORPHANED_KEY = "evs-export-orphaned"
 NO_POLICY = "none"
 
 COMPLETED = "evs.export.completed"
 IMAGE_FAILED = "evs.export.image_failed"
 DELETED = "evs.image.deleted"
+ORPHANED = "evs.image.orphaned"
+STALE = "evs.backup.stale"
 REPORT_KIND = {"active": "completed", "killed": "image_failed"}
 REPORT_TYPE = {"completed": COMPLETED, "image_failed": IMAGE_FAILED}
 IN_PROGRESS = ("queued", "saving")
@@ -57,6 +75,7 @@ DELETABLE = ("active", "killed")
 
 MAX_KEY_CHARS = 36
 MAX_VALUE_CHARS = 43
+VOLUME_READS_MAX = 3  # up to this many volumes are read one by one; more, with one listing
 WRITE_RESERVE_MS = 5000  # kept back after the last lifecycle write, for delivery and return
 _VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
@@ -82,17 +101,25 @@ def policy_value(policy: str | None) -> str:
     return tag_value(policy) if policy else NO_POLICY
 
 
+def started_value(now: datetime, run_time: datetime | None) -> str:
+    """The ``evs-export-started`` value: the export's start in epoch seconds, and for a policy
+    run ``-`` and the run's trigger time (one tag for both, to leave room under IMS's 10)."""
+    start = str(int(now.timestamp()))
+    return start if run_time is None else f"{start}-{int(run_time.timestamp())}"
+
+
 def provenance_tags(order: ExportOrder, trigger: str, now: datetime) -> dict[str, str]:
-    """The tags of an image made for ``order``: the marker, volume, policy, trigger, start."""
+    """The tags of an image made for ``order``: the marker, volume, policy, trigger, start
+    (with the policy run's time), then the volume's tags ``copy_tags`` chose."""
     tags = {
         MARKER_KEY: MARKER_VALUE,
         VOLUME_KEY: tag_value(order.volume_id),
         POLICY_KEY: policy_value(order.policy),
         TRIGGER_KEY: tag_value(trigger),
-        STARTED_KEY: str(int(now.timestamp())),
+        STARTED_KEY: started_value(now, order.run_time),
     }
     assert all(_KEY_RE.match(k) for k in tags)
-    return tags
+    return {**order.image_tags, **tags}
 
 
 def provenance_tagger(
@@ -103,6 +130,9 @@ def provenance_tagger(
 
     def after_accept(order: ExportOrder, accepted: Accepted) -> Mapping[str, Any] | None:
         tags = provenance_tags(order, trigger, clock())
+        extra: dict[str, Any] = {"tags_dropped": list(order.tags_dropped)}
+        if not order.tags_dropped:
+            extra.clear()
         try:
             ims.tag_image(accepted.image_id, tags)
         except ExportError as exc:
@@ -112,16 +142,17 @@ def provenance_tagger(
                 volume_id=order.volume_id,
                 error=exc.as_dict(),
             )
-            return {"tagging_error": {"code": exc.code, "message": exc.message}}
+            return {**extra, "tagging_error": {"code": exc.code, "message": exc.message}}
         except Exception as exc:  # a bug in tagging must not cost the accepted export
             log.exception("tagging crashed", image_id=accepted.image_id)
             return {
+                **extra,
                 "tagging_error": {
                     "code": "InternalError",
                     "message": f"unexpected {type(exc).__name__}",
-                }
+                },
             }
-        return None
+        return extra or None
 
     return after_accept
 
@@ -158,19 +189,35 @@ class ManagedImage:
         return self.tags.get(REPORTED_KEY) or None
 
     @property
+    def orphan_reported(self) -> bool:
+        return bool(self.tags.get(ORPHANED_KEY))
+
+    @property
     def started(self) -> datetime | None:
-        raw = self.tags.get(STARTED_KEY, "")
-        if raw.isdigit():
-            try:
-                return datetime.fromtimestamp(int(raw), timezone.utc)
-            except (OverflowError, OSError, ValueError):
-                return None
-        return None
+        """When the export started (the first part of the started tag)."""
+        return _epoch(self.tags.get(STARTED_KEY, "").partition("-")[0])
+
+    @property
+    def run_time(self) -> datetime | None:
+        """The trigger time of the policy run that made the image (the started tag's second
+        part; absent on images made outside a policy or before it was recorded)."""
+        return _epoch(self.tags.get(STARTED_KEY, "").partition("-")[2])
+
+    @property
+    def made_at(self) -> datetime | None:
+        """The image's time for every policy rule: its run's trigger time, else created_at."""
+        return self.run_time or self.created_at
 
     def sort_key(self) -> tuple[datetime, datetime, str, str]:
         """Age order: created_at, then the started tag, then name and ID (deterministic)."""
         floor = datetime.min.replace(tzinfo=timezone.utc)
         return (self.created_at or floor, self.started or floor, self.name, self.id)
+
+
+def _epoch(raw: str) -> datetime | None:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 12:
+        return datetime.fromtimestamp(int(raw), timezone.utc)
+    return None
 
 
 def parse_time(value: object) -> datetime | None:
@@ -234,7 +281,11 @@ def just_accepted(outcomes: Iterable[Outcome], now: datetime) -> list[ManagedIma
         acc, order = outcome.accepted, outcome.order
         if outcome.kind != "accepted" or acc is None or order is None:
             continue
-        tags = {VOLUME_KEY: tag_value(order.volume_id), POLICY_KEY: policy_value(order.policy)}
+        tags = {
+            VOLUME_KEY: tag_value(order.volume_id),
+            POLICY_KEY: policy_value(order.policy),
+            STARTED_KEY: started_value(now, order.run_time),
+        }
         if "tagging_error" not in outcome.extra:
             tags[MARKER_KEY] = MARKER_VALUE
         images.append(ManagedImage(acc.image_id, acc.image_name, "queued", now, now, tags))
@@ -286,70 +337,197 @@ def report_event(ctx: EventContext, image: ManagedImage, kind: str) -> dict[str,
 
 @dataclass(frozen=True)
 class KeepRule:
-    """``keep`` images per volume for one policy (its tag value); nothing is deleted when
-    ``dry_run``."""
+    """The life-cycle rules of one policy (its tag value): retention (``keep`` and the
+    ``function.retention`` rules), orphans and stale alerts; nothing is deleted when
+    ``dry_run``. ``now`` and ``zone`` are the run's trigger time and its time zone."""
 
     policy: str
-    keep: int
+    keep: int | None = None
     dry_run: bool = False
+    rules: Rules | None = None  # None: keep only
+    orphans: Orphans | None = None
+    stale_after: str | None = None
+    now: datetime | None = None
+    name: str | None = None  # the policy as written
+
+    @property
+    def retention(self) -> Rules:
+        return self.rules if self.rules is not None else Rules(keep=self.keep)
+
+    @property
+    def deletes(self) -> bool:
+        """Whether any rule of this policy may delete images."""
+        return self.retention.any() or self.orphans is not None
 
 
 def keep_rules(work: Work) -> list[KeepRule]:
+    """One rule per policy of the work's plans that has any life-cycle key: ``keep`` alone,
+    as before, and for timer policies every rule (orphan reports need no key)."""
     rules: dict[str, KeepRule] = {}
     for plan in work.plans:
-        if plan.keep is not None and plan.policy:
+        if not plan.policy:
+            continue
+        extra = plan.policy_rules
+        if extra is None:
+            if plan.keep is None:
+                continue
             rule = KeepRule(policy_value(plan.policy), plan.keep, plan.dry_run)
-            rules[rule.policy] = rule
+        else:
+            rule = KeepRule(
+                policy_value(plan.policy),
+                plan.keep,
+                plan.dry_run,
+                rules=extra.rules,
+                orphans=extra.orphans,
+                stale_after=extra.stale_after,
+                now=plan.time,
+                name=plan.policy,
+            )
+        rules[rule.policy] = rule
     return list(rules.values())
 
 
-def to_delete(
-    images: Iterable[ManagedImage], rule: KeepRule, reported: Iterable[str] = ()
-) -> list[ManagedImage]:
-    """The images ``rule`` removes, oldest first.
+def _candidate(image: ManagedImage) -> Candidate:
+    floor = datetime.min.replace(tzinfo=timezone.utc)
+    return Candidate(image.id, image.made_at or floor, image.status)
 
-    Per volume, images the policy made are ranked newest first; killed ones do not count
-    (a failed export is no backup). The ``keep`` newest are kept, still queued or saving ones
-    included; older ``active`` ones go, and so do ``killed`` ones older than the last image
-    kept. Never deleted: an image without the managed marker, one still being made, and one
-    whose completion has not been reported (``reported`` adds IDs reported in this run).
-    """
-    done = set(reported)
-    by_volume: dict[str, list[ManagedImage]] = {}
+
+def _deletable(image: ManagedImage, done: set[str]) -> bool:
+    """Never deleted: an image without the marker, one still being made, one whose
+    completion has not been reported (``done``: reported in this run)."""
+    return (
+        image.status in DELETABLE
+        and image.managed
+        and (image.reported is not None or image.id in done)
+    )
+
+
+def by_volume(images: Iterable[ManagedImage], policy: str) -> dict[str, list[ManagedImage]]:
+    """The images ``policy`` made, per source volume (deleted ones left out)."""
+    groups: dict[str, list[ManagedImage]] = {}
     for image in images:
-        if image.policy == rule.policy and image.volume_id and image.status != "deleted":
-            by_volume.setdefault(image.volume_id, []).append(image)
-    doomed: list[ManagedImage] = []
-    for group in by_volume.values():
-        ranked = sorted(
-            (i for i in group if i.status != "killed"), key=ManagedImage.sort_key, reverse=True
-        )
-        if len(ranked) < rule.keep:
-            continue
-        cutoff = ranked[rule.keep - 1].sort_key()
-        older = [*ranked[rule.keep :], *(i for i in group if i.status == "killed")]
-        doomed.extend(
-            i
-            for i in older
-            if i.sort_key() < cutoff
-            and i.status in DELETABLE
-            and i.managed
-            and (i.reported is not None or i.id in done)
-        )
-    return sorted(doomed, key=ManagedImage.sort_key)
+        if image.policy == policy and image.volume_id and image.status != "deleted":
+            groups.setdefault(image.volume_id, []).append(image)
+    return groups
 
 
-def deleted_event(ctx: EventContext, image: ManagedImage) -> dict[str, Any]:
-    created = image.created_at.isoformat().replace("+00:00", "Z") if image.created_at else None
+def decisions_for(
+    group: Sequence[ManagedImage], rule: KeepRule, vanished: bool, now: datetime
+) -> list[Decision]:
+    """What the rules make of one volume's images (orphans: the orphan rule instead)."""
+    candidates = [_candidate(i) for i in group]
+    if vanished and rule.orphans is not None:
+        return decide_orphans(candidates, rule.orphans, now)
+    if vanished or not rule.retention.any():
+        return []
+    zone = now.tzinfo or timezone.utc
+    return decide(candidates, rule.retention, now, zone)
+
+
+def to_delete(
+    images: Iterable[ManagedImage],
+    rule: KeepRule,
+    reported: Iterable[str] = (),
+    vanished: Iterable[str] = (),
+    now: datetime | None = None,
+) -> list[ManagedImage]:
+    """The images ``rule`` removes, oldest first (see ``deletions``)."""
+    return [image for image, _ in deletions(images, rule, reported, vanished, now)]
+
+
+def deletions(
+    images: Iterable[ManagedImage],
+    rule: KeepRule,
+    reported: Iterable[str] = (),
+    vanished: Iterable[str] = (),
+    now: datetime | None = None,
+) -> list[tuple[ManagedImage, tuple[str, ...]]]:
+    """The images ``rule`` removes, oldest first, each with the rules that no longer keep
+    it. Per volume, the images the policy made go through ``function.retention``; those of a
+    ``vanished`` volume through the orphan rule when the policy has one (else none go)."""
+    done, gone = set(reported), set(vanished)
+    when = now or rule.now or datetime.now(timezone.utc)
+    doomed: list[tuple[ManagedImage, tuple[str, ...]]] = []
+    for volume_id, group in by_volume(images, rule.policy).items():
+        index = {i.id: i for i in group}
+        for decision in decisions_for(group, rule, volume_id in gone, when):
+            image = index[decision.image_id]
+            # An image whose time is unknown ranks oldest but is never deleted for it.
+            if decision.delete and _deletable(image, done) and image.made_at is not None:
+                doomed.append((image, decision.not_kept_by))
+    return sorted(doomed, key=lambda pair: _candidate(pair[0]).order())
+
+
+def deleted_event(
+    ctx: EventContext, image: ManagedImage, not_kept_by: Sequence[str] = ()
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "image_id": image.id,
         "image_name": image.name,
         "volume_id": image.volume_id,
         "policy": _policy_out(image),
-        "created_at": created,
+        "created_at": _iso(image.created_at),
         "status": image.status,
     }
+    if image.run_time is not None:
+        data["made_at"] = _iso(image.run_time)
+    if not_kept_by:
+        data["not_kept_by"] = list(not_kept_by)
     return cloud_event(ctx, DELETED, image.volume_id, data)
+
+
+def orphaned_event(ctx: EventContext, image: ManagedImage) -> dict[str, Any]:
+    """``evs.image.orphaned``: an image of a policy whose source volume no longer exists."""
+    data: dict[str, Any] = {
+        "image_id": image.id,
+        "image_name": image.name,
+        "volume_id": image.volume_id,
+        "policy": _policy_out(image),
+        "created_at": _iso(image.made_at),
+        "status": image.status,
+    }
+    return cloud_event(ctx, ORPHANED, image.id, data)
+
+
+def newest_active(group: Iterable[ManagedImage]) -> ManagedImage | None:
+    active = [i for i in group if i.status == "active" and i.made_at is not None]
+    return max(active, key=lambda i: (i.made_at, i.id), default=None)
+
+
+def stale_events(
+    ctx: EventContext,
+    images: Iterable[ManagedImage],
+    rule: KeepRule,
+    volume_ids: Iterable[str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One ``evs.backup.stale`` per volume whose newest active image of the policy is older
+    than ``stale_after``, or missing."""
+    limit = parse_duration(rule.stale_after or "")
+    if limit is None:
+        return []
+    groups = by_volume(images, rule.policy)
+    events: list[dict[str, Any]] = []
+    for volume_id in volume_ids:
+        newest = newest_active(groups.get(volume_id, []))
+        made = newest.made_at if newest is not None else None
+        if not is_stale(made, now, limit):
+            continue
+        data = {
+            "volume_id": volume_id,
+            "policy": rule.name or rule.policy,
+            "newest_image_id": newest.id if newest is not None else None,
+            "newest_created_at": _iso(made),
+            "stale_after": rule.stale_after,
+        }
+        events.append(cloud_event(ctx, STALE, volume_id, data))
+    return events
+
+
+def _iso(when: datetime | None) -> str | None:
+    if when is None:
+        return None
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # -- running it ----------------------------------------------------------------------------
@@ -362,6 +540,7 @@ class LifecycleResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
+    per_policy: dict[str, dict[str, int]] = field(default_factory=dict)  # deleted, orphaned, stale
 
 
 class _Budget:
@@ -388,6 +567,11 @@ def run_tasks(
         return result
     try:
         client = connect()
+        if not _Budget(client.runtime.remaining_ms).covers():
+            # The exports and the hand-off came first; the next run picks this up.
+            raise ExportError(
+                "BudgetExhausted", "not enough time left in this invocation; the next run does it"
+            )
         ims = ImsClient(client)
         listed = ims.images_by_tag({MARKER_KEY: [MARKER_VALUE]})
     except ExportError as exc:
@@ -396,7 +580,7 @@ def run_tasks(
         section = {"error": exc.as_dict()}
         if "reconcile" in work.tasks:
             result.sections["reconcile"] = section
-        if rules:
+        if any(rule.deletes for rule in rules):
             result.sections["retention"] = section
         return result
     budget = _Budget(client.runtime.remaining_ms)
@@ -421,8 +605,63 @@ def run_tasks(
     if "reconcile" in work.tasks:
         reported = _reconcile(ims, images, ctx, budget, max_workers, result)
     if rules:
-        _retention(ims, images, rules, reported, ctx, budget, max_workers, result)
+        vanished = _vanished(client, images, rules, work, budget)
+        _retention(ims, images, rules, reported, vanished, ctx, budget, max_workers, result)
+        _orphans(ims, images, rules, vanished, ctx, budget, max_workers, result)
+        for rule in rules:
+            selection = work.selections.get(rule.name or "")
+            if rule.stale_after and selection is not None and rule.now is not None:
+                stale = stale_events(ctx, images, rule, selection.exported, rule.now)
+                result.events.extend(stale)
+                _count(result, rule, "stale", len(stale))
     return result
+
+
+def _count(result: LifecycleResult, rule: KeepRule, key: str, n: int) -> None:
+    counts = result.per_policy.setdefault(rule.name or rule.policy, {})
+    counts[key] = counts.get(key, 0) + n
+
+
+def _vanished(
+    client: CloudClient,
+    images: list[ManagedImage],
+    rules: list[KeepRule],
+    work: Work,
+    budget: _Budget,
+) -> set[str]:
+    """Source volumes of the policies' images that no longer exist. Volumes this run found
+    are not asked about; a few are read one by one (404: gone), more with one listing. A
+    volume whose existence cannot be read counts as existing (nothing is orphaned by doubt)."""
+    from function.cloud.evs import EvsClient
+
+    found: set[str] = set()
+    for selection in work.selections.values():
+        found |= selection.existing
+    unknown = sorted(
+        {v for rule in rules if rule.name for v in by_volume(images, rule.policy)} - found
+    )
+    if not unknown or not budget.covers():
+        return set()
+    evs = EvsClient(client)
+    gone: set[str] = set()
+    if len(unknown) <= VOLUME_READS_MAX:
+        for volume_id in unknown:
+            try:
+                evs.get_volume(volume_id)
+            except ApiError as exc:
+                if exc.http_status == 404:
+                    gone.add(volume_id)
+                else:
+                    log.warning("could not read a volume", volume_id=volume_id, error=exc.as_dict())
+            except ExportError as exc:
+                log.warning("could not read a volume", volume_id=volume_id, error=exc.as_dict())
+        return gone
+    try:
+        existing = {str(v.get("id")) for v in evs.list_volumes()}
+    except ExportError as exc:
+        log.warning("could not list volumes; no orphans this run", error=exc.as_dict())
+        return set()
+    return {v for v in unknown if v not in existing}
 
 
 def _complete(
@@ -513,34 +752,44 @@ def _retention(
     images: list[ManagedImage],
     rules: list[KeepRule],
     reported: list[str],
+    vanished: set[str],
     ctx: EventContext,
     budget: _Budget,
     max_workers: int,
     result: LifecycleResult,
 ) -> None:
+    rules = [rule for rule in rules if rule.deletes]
+    if not rules:
+        return
     section: dict[str, Any] = {"deleted": 0, "failed": []}
-    doomed: list[ManagedImage] = []
+    doomed: list[tuple[ManagedImage, tuple[str, ...], KeepRule]] = []
     for rule in rules:
-        chosen = to_delete(images, rule, reported)
+        chosen = deletions(images, rule, reported, vanished)
         if rule.dry_run:
-            section.setdefault("dry_run", []).extend(i.id for i in chosen)
+            section.setdefault("dry_run", []).extend(i.id for i, _ in chosen)
+            result.sections.setdefault("retention_rules", {})[rule.name or rule.policy] = (
+                dry_run_report(images, rule, vanished)
+            )
             continue
-        doomed.extend(chosen)
+        doomed.extend((image, why, rule) for image, why in chosen)
 
-    def delete(image: ManagedImage) -> ExportError | bool | None:
+    def delete(item: tuple[ManagedImage, tuple[str, ...], KeepRule]) -> ExportError | bool | None:
         if not budget.covers():
             return None
         try:
-            ims.delete_image(image.id)
+            ims.delete_image(item[0].id)
         except ExportError as exc:
             return exc
         return True
 
     deferred = 0
-    for image, done in zip(doomed, _parallel(delete, doomed, max_workers), strict=True):
+    for (image, why, rule), done in zip(
+        doomed, _parallel(delete, doomed, max_workers), strict=True
+    ):
         if done is True:
-            result.events.append(deleted_event(ctx, image))
+            result.events.append(deleted_event(ctx, image, why))
             section["deleted"] += 1
+            _count(result, rule, "deleted", 1)
         elif done is None:
             deferred += 1
         elif isinstance(done, ExportError):
@@ -563,6 +812,71 @@ def _retention(
         section["deferred"] = deferred
         result.notes.append(f"{deferred} image deletion(s) left for the next run (time budget)")
     result.sections["retention"] = section
+
+
+def dry_run_report(
+    images: list[ManagedImage], rule: KeepRule, vanished: set[str]
+) -> list[dict[str, Any]]:
+    """What each rule would do with each image of the policy (a dry run's explanation):
+    the rules keeping it, and whether it would go."""
+    when = rule.now or datetime.now(timezone.utc)
+    report: list[dict[str, Any]] = []
+    for volume_id, group in sorted(by_volume(images, rule.policy).items()):
+        index = {i.id: i for i in group}
+        for decision in decisions_for(group, rule, volume_id in vanished, when):
+            image = index[decision.image_id]
+            report.append(
+                {
+                    "image_id": image.id,
+                    "volume_id": volume_id,
+                    "made_at": _iso(image.made_at),
+                    "kept_by": list(decision.kept_by),
+                    "delete": decision.delete,
+                    "not_kept_by": list(decision.not_kept_by),
+                }
+            )
+    return report
+
+
+def _orphans(
+    ims: ImsClient,
+    images: list[ManagedImage],
+    rules: list[KeepRule],
+    vanished: set[str],
+    ctx: EventContext,
+    budget: _Budget,
+    max_workers: int,
+    result: LifecycleResult,
+) -> None:
+    """Report, once, each finished image of a policy without an ``orphans`` rule whose
+    volume is gone: tag first (``evs-export-orphaned``), then the event."""
+    due: list[tuple[ManagedImage, KeepRule]] = []
+    for rule in rules:
+        if rule.orphans is not None or not rule.name:
+            continue
+        for volume_id, group in sorted(by_volume(images, rule.policy).items()):
+            if volume_id not in vanished:
+                continue
+            due.extend(
+                (image, rule)
+                for image in sorted(group, key=lambda i: _candidate(i).order())
+                if image.managed and image.status in DELETABLE and not image.orphan_reported
+            )
+
+    def mark(item: tuple[ManagedImage, KeepRule]) -> bool | None:
+        if item[1].dry_run or not budget.covers():
+            return None  # a dry run writes nothing; the budget: the next run reports it
+        try:
+            ims.tag_image(item[0].id, {ORPHANED_KEY: "reported"})
+        except ExportError as exc:
+            log.warning("could not record an orphan", image_id=item[0].id, error=exc.as_dict())
+            return False
+        return True
+
+    for (image, rule), done in zip(due, _parallel(mark, due, max_workers), strict=True):
+        if done:
+            result.events.append(orphaned_event(ctx, image))
+            _count(result, rule, "orphaned", 1)
 
 
 def _parallel(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:

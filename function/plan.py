@@ -15,10 +15,12 @@ import structlog
 from function.cloud.ecs import EcsClient, Server
 from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient, holds_name
+from function.cloud.tags import parse_tags
 from function.errors import ApiError, ExportError
 from function.model import ACTION_KEY
 from function.names import make_unique, render
-from function.work import ExportOrder, Outcome, PlanRequest
+from function.tagbudget import copied_tags
+from function.work import Exclude, ExportOrder, Outcome, PlanRequest, Selection
 
 log = structlog.get_logger("evs_export.plan")
 
@@ -32,6 +34,7 @@ class Planner:
         self.ecs = ecs
         self.ims = ims
         self.notes: list[str] = []
+        self.selections: dict[str, Selection] = {}  # per policy: selected, excluded, found
 
     def resolve(self, plan: PlanRequest) -> list[ExportOrder | Outcome]:
         """Orders (and early outcomes: not found, busy) for every volume the plan selects."""
@@ -61,11 +64,25 @@ class Planner:
                 wanted.append(str(tagged["id"]))
         wanted.extend(plan.volume_ids)
         wanted = list(dict.fromkeys(wanted))
+        selection = Selection(selected=len(wanted))
+        if plan.exclude is not None and plan.exclude.volume_ids:
+            wanted = [v for v in wanted if v not in plan.exclude.volume_ids]
 
         missing = [v for v in wanted if v not in volumes]
         found, lost = self._fetch(missing)
         volumes.update(found)
         early.extend(lost)
+        selection.existing.update(v for v in wanted if v in volumes)
+        if plan.exclude is not None:
+            wanted = [
+                v
+                for v in wanted
+                if v not in volumes or not _excluded(plan.exclude, volumes[v], servers.get(v))
+            ]
+        selection.excluded = selection.selected - len(wanted)
+        selection.exported = [v for v in wanted if v in volumes]
+        if plan.policy:
+            self.selections[plan.policy] = selection
 
         named: list[tuple[str, str]] = []
         for volume_id in wanted:
@@ -89,6 +106,7 @@ class Planner:
         for volume_id, _ in named:
             volume = volumes[volume_id]
             owner = servers.get(volume_id)
+            copied, dropped = copied_tags(parse_tags(volume.get("tags")), plan.copy_tags)
             order = ExportOrder(
                 volume_id=volume_id,
                 body={ACTION_KEY: {"image_name": names[volume_id], **plan.options}},
@@ -96,6 +114,9 @@ class Planner:
                 server_id=owner.id if owner else _attached_server(volume),
                 dry_run=plan.dry_run,
                 keep=plan.keep,
+                run_time=plan.time if plan.policy_rules is not None else None,
+                image_tags=copied,
+                tags_dropped=dropped,
             )
             if volume.get("status") == "uploading":
                 result.append(_skip(order, "busy", volume_status="uploading"))
@@ -191,6 +212,13 @@ def _attached_server(volume: dict[str, Any]) -> str | None:
         if isinstance(row, dict) and row.get("server_id"):
             return str(row["server_id"])
     return None
+
+
+def _excluded(exclude: Exclude, volume: dict[str, Any], server: Server | None) -> bool:
+    """Whether a found volume is left out: one of the tag pairs, or a system disk."""
+    if exclude.tags and exclude.tagged(parse_tags(volume.get("tags"))):
+        return True
+    return exclude.system_disks and _is_system(volume, server)
 
 
 def _is_system(volume: dict[str, Any], server: Server | None) -> bool:

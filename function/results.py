@@ -3,7 +3,7 @@ Pure: time and IDs are passed in."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,6 +77,40 @@ def outcome_event(ctx: EventContext, outcome: Outcome) -> dict[str, Any]:
         data["reason"] = outcome.reason
     data.update(outcome.extra)
     return cloud_event(ctx, event_type(outcome.kind), outcome.volume_id, data)
+
+
+POLICY_COMPLETED = "evs.policy.completed"
+OUTCOME_KINDS = (*SUMMARY_KINDS, "deferred")
+
+
+def policy_completed_event(
+    ctx: EventContext,
+    *,
+    policy: str,
+    hop: int,
+    selected: int,
+    excluded: int,
+    outcomes: Sequence[str],
+    lifecycle: Mapping[str, int],
+    duration_s: float,
+) -> dict[str, Any]:
+    """``evs.policy.completed``: one per invocation that works on a timer policy, so that
+    monitoring can alert on its absence. ``outcomes`` are the kinds of its volumes' outcomes;
+    deferred ones were handed on to the next invocation of the chain."""
+    counts = {kind: sum(1 for k in outcomes if k == kind) for kind in OUTCOME_KINDS}
+    data: dict[str, Any] = {
+        "policy": policy,
+        "hop": hop,
+        "selected": selected,
+        "excluded": excluded,
+        **counts,
+        "deleted": lifecycle.get("deleted", 0),
+        "orphaned": lifecycle.get("orphaned", 0),
+        "stale": lifecycle.get("stale", 0),
+        "duration_s": round(duration_s, 3),
+        "handed_on": counts["deferred"],
+    }
+    return cloud_event(ctx, POLICY_COMPLETED, policy, data)
 
 
 def summarize(events: Iterable[dict[str, Any]]) -> dict[str, int]:

@@ -10,6 +10,7 @@ from typing import Any
 from function.cloud.evs import Accepted
 from function.errors import ExportError
 from function.model import ACTION_KEY
+from function.retention import Orphans, Rules
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class ExportOrder:
     keep: int | None = None
     attempts: int = 0
     ambiguous: bool = False
+    run_time: datetime | None = None  # a policy run's trigger time, recorded on the image
+    image_tags: Mapping[str, str] = field(default_factory=dict)  # volume tags to copy
+    tags_dropped: tuple[str, ...] = ()  # volume tags copy_tags asked for that do not fit
 
     @property
     def options(self) -> dict[str, Any]:
@@ -49,6 +53,29 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class Exclude:
+    """Volumes a policy leaves out after ``select``: by ID, by any one tag pair, system disks."""
+
+    volume_ids: frozenset[str] = frozenset()
+    tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    system_disks: bool = False
+
+    def tagged(self, tags: Mapping[str, str]) -> bool:
+        return any(tags.get(key) in values for key, values in self.tags.items())
+
+
+@dataclass
+class Selection:
+    """What a plan's selection came to: volumes ``select`` matched, how many of them the
+    exclusions left out, and the IDs of those found to exist (excluded ones included)."""
+
+    selected: int = 0
+    excluded: int = 0
+    existing: set[str] = field(default_factory=set)
+    exported: list[str] = field(default_factory=list)  # found and not excluded, in order
+
+
+@dataclass(frozen=True)
 class PlanRequest:
     """A selection to resolve against the cloud (timer policy, decommission, CTS), with the
     image name template and the export options every selected volume gets."""
@@ -66,6 +93,18 @@ class PlanRequest:
     keep: int | None = None
     # Export a server's disks only once it is SHUTOFF, waiting until then (CTS stopServer).
     stop_deadline: datetime | None = None
+    exclude: Exclude | None = None
+    copy_tags: bool | tuple[str, ...] = False  # True: all of the volume's tags
+    policy_rules: PolicyRules | None = None  # retention, orphans, stale alerts (timer)
+
+
+@dataclass(frozen=True)
+class PolicyRules:
+    """A timer policy's life-cycle keys beyond ``keep`` (see function.retention)."""
+
+    rules: Rules = field(default_factory=lambda: Rules())
+    orphans: Orphans | None = None
+    stale_after: str | None = None  # as written, e.g. "26h"
 
 
 @dataclass
@@ -85,6 +124,7 @@ class Work:
     response_url: str | None = None  # Slack's reply URL for chat-triggered work
     hop: int = 0  # place in a chain of continuations (0: the first invocation)
     tasks: list[str] = field(default_factory=list)  # lifecycle: "reconcile", "retention"
+    selections: dict[str, Selection] = field(default_factory=dict)  # per policy, by the planner
 
 
 @dataclass(frozen=True)

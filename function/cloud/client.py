@@ -192,10 +192,15 @@ class Retrier:
         self.max_attempts = max_attempts
 
     def run(
-        self, attempt: Callable[[], T], before_resend: Callable[[], T | None] | None = None
+        self,
+        attempt: Callable[[], T],
+        before_resend: Callable[[], T | None] | None = None,
+        margin_ms: float = SAFETY_MARGIN_MS,
     ) -> T:
         """``before_resend`` runs after an ambiguous failure of a non-idempotent call; a
-        non-None answer (the work was done after all) ends the loop without sending again."""
+        non-None answer (the work was done after all) ends the loop without sending again.
+        A retry is made only while ``margin_ms`` of the budget would be left after its wait
+        (what must still fit after this call)."""
         tries = 0
         while True:
             tries += 1
@@ -211,7 +216,7 @@ class Retrier:
             final: ExportError | None = None
             if tries >= self.max_attempts:
                 final = error
-            elif self.runtime.remaining_ms() - delay * 1000 < SAFETY_MARGIN_MS:
+            elif self.runtime.remaining_ms() - delay * 1000 < margin_ms:
                 final = BudgetExhausted(
                     f"gave up after {tries} attempt(s): the time budget would not cover a retry "
                     f"({error.message})",
@@ -358,9 +363,14 @@ class CloudClient:
         *,
         query: Sequence[tuple[str, str]] = (),
         body: object = None,
+        margin_ms: float = SAFETY_MARGIN_MS,
     ) -> HttpResponse:
-        """An idempotent call, retried while the fault is transient."""
-        return self.retrier.run(lambda: self.send(service, method, path, query=query, body=body))
+        """An idempotent call, retried while the fault is transient and ``margin_ms`` of the
+        budget would be left after the wait."""
+        return self.retrier.run(
+            lambda: self.send(service, method, path, query=query, body=body),
+            margin_ms=margin_ms,
+        )
 
 
 def parse_retry_after(value: str | None, runtime: Runtime) -> float | None:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from function.cloud.client import CloudClient
+from function.cloud.tags import parse_tags
 from function.errors import ApiError
 from function.model import UploadImageResponse
 
@@ -103,6 +104,8 @@ class EvsClient:
             volume = dict(detail) if isinstance(detail, dict) else {}
             volume.setdefault("id", res["resource_id"])
             volume.setdefault("name", res.get("resource_name") or "")
+            if "tags" not in volume and isinstance(res.get("tags"), list):
+                volume["tags"] = parse_tags(res["tags"])
             volumes.append(volume)
         return volumes
 

@@ -20,7 +20,8 @@ from function.config import Settings
 from function.errors import InvalidInput
 from function.model import ACTION_KEY, is_uuid, parse_export
 from function.runtime import Runtime
-from function.times import parse_time
+from function.tagbudget import COPY_ROOM, MAX_KEY_CHARS, copyable
+from function.times import parse_iso, parse_time
 from function.triggers import CONTINUATION_KEY
 from function.triggers.chat_job import slack_url
 from function.work import ExportOrder, PlanRequest, Rejection, Work
@@ -82,6 +83,7 @@ def _order(order: ExportOrder) -> dict[str, Any]:
         "server_id": order.server_id,
         "dry_run": order.dry_run,
         "keep": order.keep,
+        **_policy_fields(order),
     }
     if order.attempts:
         out["attempts"] = order.attempts
@@ -134,6 +136,7 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
             continue
         keep = raw.get("keep")
         attempts = raw.get("attempts")
+        run_time, image_tags, dropped = _read_policy_fields(raw)
         work.items.append(
             ExportOrder(
                 volume_id=request.volume_id,
@@ -148,9 +151,49 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
                 if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0
                 else 0,
                 ambiguous=raw.get("ambiguous") is True,
+                run_time=run_time,
+                image_tags=image_tags,
+                tags_dropped=dropped,
             )
         )
     return work
+
+
+def _policy_fields(order: ExportOrder) -> dict[str, Any]:
+    """What a policy order adds (absent for others, so older events read alike): the run's
+    trigger time (recorded on the image) and the volume tags to copy onto it."""
+    fields: dict[str, Any] = {}
+    if order.run_time is not None:
+        fields["run_time"] = order.run_time.isoformat()
+    if order.image_tags:
+        fields["image_tags"] = dict(order.image_tags)
+    if order.tags_dropped:
+        fields["tags_dropped"] = list(order.tags_dropped)
+    return fields
+
+
+def _read_policy_fields(
+    raw: Mapping[str, Any],
+) -> tuple[datetime | None, dict[str, str], tuple[str, ...]]:
+    """``_policy_fields`` read back; what is malformed is left out (never fatal: the
+    export itself is what the order is for), and copied tags must still be copyable."""
+    when = raw.get("run_time")
+    run_time = parse_iso(when) if isinstance(when, str) and len(when) <= 64 else None
+    tags = raw.get("image_tags")
+    image_tags = {
+        k: v
+        for k, v in (tags.items() if isinstance(tags, Mapping) else ())
+        if isinstance(k, str) and isinstance(v, str) and copyable(k, v)
+    }
+    if len(image_tags) > COPY_ROOM:
+        image_tags = {}
+    dropped = raw.get("tags_dropped")
+    names = tuple(
+        d[: MAX_KEY_CHARS * 2]
+        for d in (dropped if isinstance(dropped, list) else [])
+        if isinstance(d, str)
+    )[:10]
+    return run_time, image_tags, names
 
 
 def _opt_str(value: object) -> str | None:

@@ -154,7 +154,7 @@ def test_dry_run_deletes_nothing(harness: Harness) -> None:
     old = [managed(harness, n) for n in (1, 2, 3)]
     policy = {**NIGHTLY, "keep": 1, "dry_run": True}
     result = harness.run(timer_event(policy, START))
-    assert types(result) == ["evs.export.skipped"]
+    assert types(result) == ["evs.export.skipped", "evs.policy.completed"]
     assert result["retention"] == {
         "deleted": 0,
         "failed": [],
