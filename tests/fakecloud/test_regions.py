@@ -6,15 +6,23 @@ models named in fakecloud.imscopy. Every contract test runs in-process and over 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from fakecloud import FakeCloud, mock_cloud, serve
-from tests.fakecloud.conftest import PROJECT, REGION, Client
+from tests.fakecloud.conftest import AK, PROJECT, REGION, SK, Client
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TARGET, TARGET_PROJECT = "cn-east-3", "fedcba9876543210fedcba9876543210"
 SMALL, SMALL_PROJECT = "ap-southeast-1", "11111111111111111111111111111111"
@@ -471,3 +479,47 @@ def test_control_routes(cloud: FakeCloud) -> None:
         assert state["regions"][TARGET]["images"] == []
         s.post(f"{server.url}/_fake/reset")
         assert s.get(f"{server.url}/_fake/state").json()["copy_progress"]["mode"] == "immediate"
+
+
+def test_cli_region_port(tmp_path: Path) -> None:
+    """`python -m fakecloud --region-port cn-east-3=0` serves the seed's cn-east-3 IMS on a port."""
+    seed = {"regions": {TARGET: {"project_id": TARGET_PROJECT, "images": [{"id": "east-1"}]}}}
+    (tmp_path / "seed.json").write_text(json.dumps(seed))
+    env = {
+        **os.environ,
+        "HUAWEICLOUD_SDK_AK": AK,
+        "HUAWEICLOUD_SDK_SK": SK,
+        "HUAWEICLOUD_SDK_PROJECT_ID": PROJECT,
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("HUAWEICLOUD_SDK_SECURITY_TOKEN", None)
+    base = [sys.executable, "-m", "fakecloud", "--port", "0", "--seed", str(tmp_path / "seed.json")]
+    bad = subprocess.run(
+        [*base, "--region-port", "xx-none-1=0"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert bad.returncode == 2
+    assert "--region-port" in bad.stderr
+    proc = subprocess.Popen(
+        [*base, "--region-port", f"{TARGET}=0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("fakecloud listening on http://127.0.0.1:")
+        line = proc.stdout.readline().strip()
+        assert line.startswith(f"fakecloud region {TARGET} listening on http://127.0.0.1:")
+        url = line.rsplit(" ", 1)[1]
+        real = FakeCloud(ak=AK, sk=SK, project_id=PROJECT, clock=lambda: datetime.now(timezone.utc))
+        with requests.Session() as s:
+            client = Client(real, "server", s, url)
+            response = client.call(
+                "GET", "/v2/cloudimages", service="ims", project_header=TARGET_PROJECT
+            )
+            assert response.status_code == 200, response.text
+            assert [i["id"] for i in response.json()["images"]] == ["east-1"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
