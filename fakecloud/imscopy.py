@@ -12,7 +12,9 @@ N+1 the outcome; reads are `GET /v1/{project_id}/jobs/{id}` and `GET /v1/cloudim
 or `duration` (RUNNING once the fake clock has moved, final after N seconds). The replica appears
 in the target region when its job turns RUNNING, as `saving`; it becomes `active` when the job
 succeeds and `killed` when it fails [U: what IMS leaves behind on failure]. `job_id` then
-`entities.image_id` name it.
+`entities.image_id` name it. The replica keeps the source's disk and container format, OS type
+and `min_disk`, but not its tags [U: the stricter reading; a caller re-tags it]. In polls mode
+only job reads count: reading the replica does not move the job.
 """
 
 from __future__ import annotations
