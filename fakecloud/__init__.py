@@ -13,6 +13,24 @@ means not stopping. `EcsBackend.stop_server(server_id, after)` and `POST
 stop that fails, ACTIVE forever). Image tags IMS would refuse (more than 10, key > 36 or
 value > 43 characters) make the seed fail.
 
+Regions (fakecloud.imscopy, PLATFORM.md 10.8): the home region serves every service; IMS
+also runs in regions added by `cloud.add_region(region, project_id, project_name=None)` (the
+name defaults to the region ID), `POST /_fake/regions` `{"region", "project_id",
+"project_name"?}`, or the seed key `"regions": {"cn-east-3": {"project_id": "...",
+"project_name": "cn-east-3", "images": [...]}}`. Each region has its own project (requests
+there carry its project ID in the path or `X-Project-Id`) and the same credentials; `reset()`
+keeps regions and empties them. A target region's IMS is `https://ims.{region}.myhuaweicloud.com`
+in process (any region's IMS host is intercepted; one not added is a ConnectionError), and a
+second port over HTTP: `serve(cloud, region="cn-east-3")` or `python -m fakecloud
+--region-port cn-east-3=PORT`. `state()` shows `regions` (each with `project_id`,
+`project_name`, `images`, `members`), `members`, `jobs` and `copy_progress`.
+`POST /v1/cloudimages/{image_id}/cross_region_copy` starts a replication job read with `GET
+/v1/{project_id}/jobs/{job_id}` or `GET /v1/cloudimages/job/{job_id}`; it finishes like an
+export: `cloud.set_copy_progress("immediate" | "polls" | "duration", after, "SUCCESS" |
+"FAIL")`, `cloud.jobs.set_outcome(replica_name, "FAIL")`, or `POST /_fake/copy_progress`
+`{"mode", "after", "outcome", "outcomes": {name: outcome}}`. `POST /v1/cloudimages/members`
+shares images (members recorded `pending`).
+
 IAM (fakecloud.iam, PLATFORM.md 10.6), off by default: `FakeCloud(iam_policy=doc)`,
 `cloud.set_iam_policy(doc | None)`, `POST /_fake/iam` (body = doc), `DELETE /_fake/iam`,
 `GET /_fake/iam`, or `python -m fakecloud --iam-policy FILE` enforce a custom policy

@@ -1,4 +1,8 @@
-"""`python -m fakecloud --port N --seed FILE [--iam-policy FILE]`: serve on 127.0.0.1:N."""
+"""`python -m fakecloud --port N --seed FILE [--iam-policy FILE] [--region-port REGION=PORT]`.
+
+Serves on 127.0.0.1:N; each `--region-port` also serves that region's IMS (a region of the
+seed's `regions`) on its own port.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-id", default=env.get("HUAWEICLOUD_SDK_PROJECT_ID"))
     parser.add_argument("--security-token", default=env.get("HUAWEICLOUD_SDK_SECURITY_TOKEN"))
     parser.add_argument("--region", default="cn-north-4")
+    parser.add_argument("--project-name", help="the home project's name (default: the region)")
+    parser.add_argument(
+        "--region-port",
+        action="append",
+        default=[],
+        metavar="REGION=PORT",
+        help="also serve IMS of REGION (from the seed's regions) on PORT (0 picks a free one)",
+    )
     parser.add_argument("--progress", choices=("immediate", "polls", "duration"))
     parser.add_argument("--progress-after", type=float, default=0.0)
     parser.add_argument(
@@ -49,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             region=args.region,
             security_token=args.security_token or None,
             iam_policy=policy,
+            project_name=args.project_name,
         )
     except ValueError as exc:
         parser.error(f"--iam-policy {args.iam_policy}: {exc}")
@@ -57,14 +70,25 @@ def main(argv: list[str] | None = None) -> int:
             cloud.load_seed(json.load(fh))
     if args.progress:
         cloud.set_progress(args.progress, args.progress_after)
+    extra: list[FakeCloudServer] = []
+    for spec in args.region_port:
+        region, sep, port = spec.partition("=")
+        if not sep or not port.isdigit() or region not in cloud.regions or region == cloud.region:
+            parser.error(f"--region-port {spec}: expected REGION=PORT for a region of the seed")
+        extra.append(FakeCloudServer(cloud, int(port), region=region))
     server = FakeCloudServer(cloud, args.port)
     print(f"fakecloud listening on {server.url}", flush=True)
+    for other in extra:
+        other.start()
+        print(f"fakecloud region {other.region} listening on {other.url}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        for other in extra:
+            other.stop()
     return 0
 
 

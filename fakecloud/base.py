@@ -26,6 +26,9 @@ class Request:
     headers: dict[str, str]
     body: bytes
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The region the request is for: set by a region-bound server, else resolved by the core
+    # from the host (`ims.{region}.myhuaweicloud.com`), else the cloud's home region.
+    region: str | None = None
 
     @property
     def _split(self) -> SplitResult:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
-from fakecloud import ecs, evs, functiongraph, iam, ims, smn
+from fakecloud import ecs, evs, functiongraph, iam, ims, imscopy, smn
 from fakecloud.auth import AuthError, verify
 from fakecloud.base import (
     ApiError,
@@ -33,13 +33,15 @@ from fakecloud.faults import Fault, Faults
 SERVICES: dict[str, list[Route]] = {
     "evs": evs.ROUTES,
     "ecs": ecs.ROUTES,
-    "ims": ims.ROUTES,
+    "ims": [*ims.ROUTES, *imscopy.ROUTES],
     "smn": smn.ROUTES,
     "functiongraph": functiongraph.ROUTES,
 }
 CONTROL_PREFIX = "/_fake/"
 _STOP_ROUTE = re.compile(r"^servers/(?P<server_id>[^/]+)/stop$")
-_HOST_RE = re.compile(r"^(?P<service>[a-z]+)\.[a-z0-9-]+\.myhuaweicloud\.(?:com|eu)(?::\d+)?$")
+_HOST_RE = re.compile(
+    r"^(?P<service>[a-z]+)\.(?P<region>[a-z0-9-]+)\.myhuaweicloud\.(?:com|eu)(?::\d+)?$"
+)
 
 
 class ConnectionReset(ConnectionError):
@@ -81,8 +83,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _members(backend: ims.ImsBackend) -> dict[str, dict[str, str]]:
+    """Image ID -> {member project ID -> status}, for images shared with anyone."""
+    return {i.id: dict(i.members) for i in backend._images.values() if i.members}
+
+
 class FakeCloud:
-    """The fake Huawei Cloud for one account: project, region, credentials and state."""
+    """The fake Huawei Cloud for one account: project, region, credentials and state.
+
+    The home region serves every service; `add_region` adds IMS in further regions, each with
+    its own project (same credentials), for cross-region replication (fakecloud.imscopy).
+    """
 
     def __init__(
         self,
@@ -93,10 +104,13 @@ class FakeCloud:
         security_token: str | None = None,
         clock: Callable[[], datetime] | None = None,
         iam_policy: Mapping[str, Any] | None = None,
+        project_name: str | None = None,
     ) -> None:
         self.ak, self.sk = ak, sk
         self.project_id = project_id
         self.region = region
+        # Huawei Cloud names a region's default project after the region ID.
+        self._project_name = project_name
         self.security_token = security_token
         self.clock: Callable[[], datetime] = clock or _now
         self.lock = threading.RLock()
@@ -107,10 +121,69 @@ class FakeCloud:
         self.ims = ims.ImsBackend(self)
         self.smn = smn.SmnBackend(self)
         self.functiongraph = functiongraph.FunctionGraphBackend(self)
+        self._other_ims: dict[str, ims.ImsBackend] = {}
+        self.jobs = imscopy.Jobs(self)
         self.iam_policy: iam.Policy | None = None
         self.set_iam_policy(iam_policy)
 
     # -- state ---------------------------------------------------------------------------
+
+    @property
+    def project_name(self) -> str:
+        """The home project's name (default: the region ID)."""
+        return self._project_name or self.region
+
+    def add_region(
+        self, region: str, project_id: str, project_name: str | None = None
+    ) -> ims.ImsBackend:
+        """Serve IMS in `region` for `project_id` (named `project_name`, default the region ID).
+
+        Idempotent for the same project; ValueError for the home region or another project.
+        Regions are account configuration: `reset()` keeps them (and empties them).
+        """
+        if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)+", region):
+            raise ValueError(f"{region!r} is not a region ID such as cn-east-3")
+        if not isinstance(project_id, str) or not project_id:
+            raise ValueError("project_id must be a non-empty string")
+        with self.lock:
+            if region == self.region:
+                raise ValueError(f"{region} is the home region")
+            existing = self._other_ims.get(region)
+            if existing is not None:
+                if existing.project_id != project_id or (
+                    project_name is not None and existing.project_name != project_name
+                ):
+                    raise ValueError(f"region {region} already has project {existing.project_id}")
+                return existing
+            if any(b.project_id == project_id for b in self.regions.values()):
+                raise ValueError(f"project {project_id} already belongs to another region")
+            backend = ims.ImsBackend(self, region, project_id, project_name)
+            self._other_ims[region] = backend
+            return backend
+
+    @property
+    def regions(self) -> dict[str, ims.ImsBackend]:
+        """Each region's IMS backend, the home region first."""
+        return {self.region: self.ims, **self._other_ims}
+
+    def ims_in(self, region: str | None) -> ims.ImsBackend:
+        """The IMS backend of `region` (None: home); KeyError for a region not served."""
+        if region is None or region == self.region:
+            return self.ims
+        return self._other_ims[region]
+
+    def set_copy_progress(
+        self, mode: str = "immediate", after: float = 0, outcome: str = "SUCCESS"
+    ) -> None:
+        """Shortcut for `jobs.set_progress`: how later cross-region replications finish."""
+        self.jobs.set_progress(mode, after, outcome)
+
+    def sweep(self) -> None:
+        """Apply the fake clock to timed exports and jobs."""
+        with self.lock:
+            for backend in self.regions.values():
+                backend.sweep()
+            self.jobs.sweep()
 
     def now(self) -> datetime:
         """The fake clock's time, aware UTC."""
@@ -129,8 +202,11 @@ class FakeCloud:
     def reset(self) -> None:
         """Clear all state, faults, progress settings and the request log (not the policy)."""
         with self.lock:
-            for backend in (self.evs, self.ecs, self.ims, self.smn, self.functiongraph):
+            for backend in (self.evs, self.ecs, self.smn, self.functiongraph):
                 backend.reset()
+            for region_ims in self.regions.values():
+                region_ims.reset()
+            self.jobs.reset()
             self.faults.clear()
             self.requests.clear()
 
@@ -141,11 +217,28 @@ class FakeCloud:
         self.ims.set_progress(mode, after, outcome)
 
     def load_seed(self, seed: Mapping[str, Any]) -> None:
-        """Add the volumes, servers and images of a CONTRACT.md section 6 seed."""
-        unknown = sorted(set(seed) - {"volumes", "servers", "images"})
+        """Add the volumes, servers and images of a CONTRACT.md section 6 seed.
+
+        `regions` (beyond CONTRACT.md) adds IMS regions: `{"cn-east-3": {"project_id": ...,
+        "project_name": ... (default the region ID), "images": [...]}}`.
+        """
+        unknown = sorted(set(seed) - {"volumes", "servers", "images", "regions"})
         if unknown:
             raise ValueError(f"unknown seed keys {unknown!r}")
+        regions = seed.get("regions", {})
+        if not isinstance(regions, Mapping):
+            raise ValueError("regions is an object keyed by region ID")
+        for region, spec in regions.items():
+            keys = {"project_id", "project_name", "images"}
+            if not isinstance(spec, Mapping) or set(spec) - keys:
+                raise ValueError(
+                    f"region {region!r}: an object with project_id, project_name and images"
+                )
         with self.lock:
+            for region, spec in regions.items():
+                backend = self.add_region(region, spec.get("project_id"), spec.get("project_name"))
+                for i in spec.get("images", []):
+                    self._seed_image(backend, i)
             for v in seed.get("volumes", []):
                 bootable = v.get("bootable", False)
                 self.evs.add_volume(
@@ -173,22 +266,39 @@ class FakeCloud:
                     stops_after=None if stops_after is None else float(stops_after),
                 )
             for i in seed.get("images", []):
-                item = dict(i)
-                for key in ("created_at", "updated_at"):
-                    if isinstance(item.get(key), str):
-                        item[key] = parse_time(item[key])
-                self.ims.add_image(**item)
+                self._seed_image(self.ims, i)
+
+    @staticmethod
+    def _seed_image(backend: ims.ImsBackend, image: Mapping[str, Any]) -> None:
+        item = dict(image)
+        for key in ("created_at", "updated_at"):
+            if isinstance(item.get(key), str):
+                item[key] = parse_time(item[key])
+        backend.add_image(**item)
 
     def state(self) -> dict[str, Any]:
         """A JSON-ready dump of everything (reads here do not count as image polls)."""
         with self.lock:
-            self.ims.sweep()
+            self.sweep()
             return {
                 "project_id": self.project_id,
+                "project_name": self.project_name,
                 "region": self.region,
                 "volumes": [self.evs.volume_dict(v) for v in self.evs._volumes.values()],
                 "servers": [self.ecs.server_dict(s) for s in self.ecs.servers.values()],
                 "images": [self.ims.image_dict(i) for i in self.ims._images.values()],
+                "members": _members(self.ims),
+                "regions": {
+                    region: {
+                        "project_id": backend.project_id,
+                        "project_name": backend.project_name,
+                        "images": [backend.image_dict(i) for i in backend._images.values()],
+                        "members": _members(backend),
+                    }
+                    for region, backend in self._other_ims.items()
+                },
+                "jobs": [self.jobs.job_dict(j) for j in self.jobs.jobs.values()],
+                "copy_progress": self.jobs.progress(),
                 "smn_messages": list(self.smn.messages),
                 "invocations": list(self.functiongraph.invocations),
                 "request_count": len(self.requests),
@@ -267,14 +377,22 @@ class FakeCloud:
         return reply
 
     def _route(self, req: Request) -> tuple[str, tuple[Handler, re.Match[str]] | None]:
+        """The service and handler; sets `req.region` (a region-bound server's, the host's, or
+        home). Outside the home region only IMS exists; an unknown region has no APIs."""
         host = _HOST_RE.match(req.host.lower())
         host_service = host.group("service") if host else None
+        if req.region is None:
+            req.region = host.group("region") if host else self.region
         for service, routes in SERVICES.items():
             if host_service in SERVICES and host_service != service:
                 continue
             for method, pattern, handler in routes:
                 m = pattern.match(req.path)
                 if m is not None and method == req.method:
+                    if req.region not in self.regions or (
+                        req.region != self.region and service != "ims"
+                    ):
+                        return service, None
                     return service, (handler, m)
         return host_service or "unknown", None
 
@@ -311,8 +429,9 @@ class FakeCloud:
             return json_reply(401, body, req)
         header_project = req.headers.get("x-project-id")
         path_project = m.groupdict().get("project")
+        region_project = self.ims_in(req.region).project_id
         for project in (header_project, path_project):
-            if project is not None and project.strip() != self.project_id:
+            if project is not None and project.strip() != region_project:
                 body = {
                     "error_code": "Common.0018",
                     "error_msg": f"The project {project.strip()} does not match the token's"
@@ -324,7 +443,7 @@ class FakeCloud:
             action = iam.ACTIONS[handler]
             if not policy.allows(action):
                 return json_reply(403, iam.denied_body(service, action, req.request_id), req)
-        self.ims.sweep()
+        self.sweep()
         try:
             return handler(self, req, m)
         except ApiError as exc:
@@ -401,6 +520,24 @@ class FakeCloud:
             for image_name, outcome in dict(outcomes).items():
                 self.ims.set_outcome(image_name, outcome)
             return json_reply(200, self.state()["progress"], req)
+        if name == "copy_progress" and method == "POST":
+            data = parse_json(req)
+            if not isinstance(data, dict) or set(data) - {"mode", "after", "outcome", "outcomes"}:
+                raise ValueError("copy_progress is an object of mode, after, outcome, outcomes")
+            outcomes = data.pop("outcomes", {})
+            if not isinstance(outcomes, dict):
+                raise ValueError("outcomes is an object of image name -> SUCCESS | FAIL")
+            self.jobs.set_progress(**data)
+            for image_name, outcome in outcomes.items():
+                self.jobs.set_outcome(image_name, outcome)
+            return json_reply(200, self.jobs.progress(), req)
+        if name == "regions" and method == "POST":
+            data = parse_json(req)
+            if not isinstance(data, dict) or set(data) - {"region", "project_id", "project_name"}:
+                raise ValueError('a region is {"region", "project_id", "project_name"?}')
+            backend = self.add_region(data["region"], data["project_id"], data.get("project_name"))
+            body = {"region": backend.region, "project_id": backend.project_id}
+            return json_reply(200, {**body, "project_name": backend.project_name}, req)
         stop = _STOP_ROUTE.match(name)
         if stop is not None and method == "POST":
             data = parse_json(req)

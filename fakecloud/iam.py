@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from fakecloud import ecs, evs, functiongraph, ims, smn
+from fakecloud import ecs, evs, functiongraph, ims, imscopy, smn
 from fakecloud.base import Handler
 
 # The one table: each route's handler -> the IAM action it needs (PLATFORM.md 10.6).
@@ -42,6 +42,13 @@ ACTIONS: dict[Handler, str] = {
     ims.list_tags: "ims:images:get",  # [S] reading one image's tags reads the image
     ims.tag_action: "ims:images:update",  # [S] tags
     ims.delete_image: "ims:images:delete",  # [S]
+    imscopy.copy_cross_region: "ims:images:copy",  # [C] ims_03_0628, PLATFORM.md 10.8
+    imscopy.add_members: "ims:images:share",  # [C] IMS action table, POST /v1/cloudimages/members
+    # [C] for GET /v1/cloudimages/job/{job_id} (IMS API actions, "Asynchronous Job"). The older
+    # GET /v1/{project_id}/jobs/{job_id} has no action documented [U]; the fake asks for the
+    # same one, the only IMS job action there is.
+    imscopy.show_job_progress: "ims:imageJobs:getPercentage",
+    imscopy.show_job: "ims:imageJobs:getPercentage",
     smn.publish: "smn:topic:publish",  # [C] PublishMessage
     functiongraph.invoke_async: "functiongraph:function:invokeAsync",  # [S]
 }

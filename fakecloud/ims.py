@@ -1,4 +1,9 @@
-"""IMS: private images, export progress (immediate, after N polls, after a duration), tags."""
+"""IMS: private images, export progress (immediate, after N polls, after a duration), tags.
+
+One ImsBackend per region and project: `cloud.ims` is the home region's; `cloud.add_region`
+adds others (fakecloud.imscopy replicates images between them). Handlers find theirs with
+`backend(cloud, req)` from the request's resolved region.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +80,8 @@ class Image:
     min_disk: int = 0
     protected: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Member project ID -> status ("pending" until the member accepts; fakecloud.imscopy).
+    members: dict[str, str] = field(default_factory=dict)
     job: ExportJob | None = field(default=None, repr=False, compare=False)
     seq: int = field(default=0, repr=False, compare=False)
 
@@ -95,16 +102,45 @@ def not_found(image_id: str) -> ApiError:
 
 
 class ImsBackend:
-    """IMS state for one project and region, and the export progress settings."""
+    """IMS state for one project and region, and the export progress settings.
 
-    def __init__(self, cloud: FakeCloud) -> None:
+    Without `region` it is the home region's and follows the cloud's region and project.
+    """
+
+    def __init__(
+        self,
+        cloud: FakeCloud,
+        region: str | None = None,
+        project_id: str | None = None,
+        project_name: str | None = None,
+    ) -> None:
         self._cloud = cloud
+        self._region = region
+        self._project_id = project_id
+        self._project_name = project_name
         self._images: dict[str, Image] = {}
         self._seq = 0
         self.mode = "immediate"
         self.after = 0.0
         self.outcome = "active"
         self.outcomes: dict[str, str] = {}
+
+    @property
+    def region(self) -> str:
+        """The region this backend serves."""
+        return self._region or self._cloud.region
+
+    @property
+    def project_id(self) -> str:
+        """The project (owner of every image here) this backend serves."""
+        return self._project_id or self._cloud.project_id
+
+    @property
+    def project_name(self) -> str:
+        """The project's name; by default the region ID, as for Huawei Cloud's default projects."""
+        return self._project_name or (
+            self._cloud.project_name if self._region is None else self.region
+        )
 
     @property
     def images(self) -> dict[str, Image]:
@@ -265,7 +301,7 @@ class ImsBackend:
             "status": image.status,
             "visibility": "private",
             "__imagetype": "private",
-            "owner": self._cloud.project_id,
+            "owner": self.project_id,
             "protected": image.protected,
             "disk_format": image.disk_format,
             "container_format": image.container_format,
@@ -321,8 +357,13 @@ def _compare(op: str, left: datetime, right: datetime) -> bool:
     }[op]
 
 
-def _image(cloud: FakeCloud, m: re.Match[str]) -> Image:
-    image = cloud.ims._images.get(m.group("image_id"))
+def backend(cloud: FakeCloud, req: Request) -> ImsBackend:
+    """The IMS backend of the region the request was sent to (resolved by the core)."""
+    return cloud.ims_in(req.region)
+
+
+def _image(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Image:
+    image = backend(cloud, req)._images.get(m.group("image_id"))
     if image is None:
         raise not_found(m.group("image_id"))
     return image
@@ -336,6 +377,7 @@ def list_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     a page is shorter than `limit`. Every image matching the filters other than `status` counts
     one poll.
     """
+    ims = backend(cloud, req)
     q = req.query
     raw_limit = req.arg("limit")
     limit = DEFAULT_LIMIT
@@ -362,7 +404,7 @@ def list_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
         raise bad_param(f"Invalid sort {sort_key!r} {sort_dir!r}.")
 
     def visible(image: Image) -> bool:
-        view = cloud.ims.image_dict(image)
+        view = ims.image_dict(image)
         for key, wanted in plain.items():
             if wanted is None:
                 continue
@@ -373,9 +415,9 @@ def list_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
             return False
         return all(_compare(op, getattr(image, attr), when) for attr, op, when in times)
 
-    candidates = [image for image in cloud.ims._images.values() if visible(image)]
+    candidates = [image for image in ims._images.values() if visible(image)]
     for image in candidates:
-        cloud.ims.poll(image)
+        ims.poll(image)
     status = req.arg("status")
     found = [image for image in candidates if status is None or image.status == status]
     found.sort(
@@ -388,24 +430,24 @@ def list_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
             raise bad_param(f"Invalid marker {marker!r}: no such image in this listing.")
         found = found[ids.index(marker) + 1 :]
     page = found[:limit]
-    return json_reply(200, {"images": [cloud.ims.image_dict(image) for image in page]}, req)
+    return json_reply(200, {"images": [ims.image_dict(image) for image in page]}, req)
 
 
 def show_image(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     """GET /v2/images/{id}; counts one poll."""
-    image = _image(cloud, m)
-    cloud.ims.poll(image)
-    return json_reply(200, cloud.ims.image_dict(image), req)
+    image = _image(cloud, req, m)
+    backend(cloud, req).poll(image)
+    return json_reply(200, backend(cloud, req).image_dict(image), req)
 
 
 def delete_image(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     """DELETE /v2/images/{id}: not protected ones, not while queued or saving."""
-    image = _image(cloud, m)
+    image = _image(cloud, req, m)
     if image.protected:
         raise ims_error(400, "IMG.0028", "The image is protected and cannot be deleted.")
     if image.status in ("queued", "saving"):
         raise ims_error(400, "IMG.0090", "The image being created cannot be deleted.")
-    del cloud.ims._images[image.id]
+    del backend(cloud, req)._images[image.id]
     return json_reply(204, None, req)
 
 
@@ -440,7 +482,7 @@ def tag_action(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     Idempotent (PLATFORM.md 10.3): creating a tag the image already has, or deleting one it
     lacks, is 204 and changes nothing. The 10-tag limit counts the tags the image already has.
     """
-    image = _image(cloud, m)
+    image = _image(cloud, req, m)
     try:
         body = parse_json(req)
     except BadJson as exc:
@@ -478,7 +520,7 @@ def tag_action(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
 
 def list_tags(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     """GET /v2/{project}/images/{id}/tags."""
-    image = _image(cloud, m)
+    image = _image(cloud, req, m)
     tags = [{"key": k, "value": v} for k, v in image.tags.items()]
     return json_reply(200, {"tags": tags}, req)
 
@@ -516,16 +558,17 @@ def filter_images(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     action, tags, matches, limit, offset = parse_tag_query(
         body, string_numbers=True, error=bad_param, default_limit=TAG_QUERY_DEFAULT_LIMIT
     )
+    ims = backend(cloud, req)
     found = [
         image
-        for image in sorted(cloud.ims._images.values(), key=lambda i: i.seq)
+        for image in sorted(ims._images.values(), key=lambda i: i.seq)
         if tags_match(image.tags, tags) and all(value in image.name for _, value in matches)
     ]
     if action == "count":
         return json_reply(200, {"total_count": len(found)}, req)
     page = found[offset : offset + limit]
     for image in page:
-        cloud.ims.poll(image)
+        ims.poll(image)
     resources = [
         {
             "resource_id": image.id,

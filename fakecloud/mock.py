@@ -27,8 +27,13 @@ def current() -> FakeCloud:
 
 
 def endpoint_urls(region: str) -> list[str]:
-    """The default endpoints the mock intercepts."""
+    """The default endpoints of the home region the mock intercepts."""
     return [f"https://{service}.{region}.myhuaweicloud.com" for service in SERVICES]
+
+
+# IMS in any region (PLATFORM.md 4.0: `https://ims.{region}.myhuaweicloud.com`); a region the
+# cloud does not serve gets a ConnectionError, as an unknown host would.
+_ANY_IMS = re.compile(r"^https://ims\.(?P<region>[a-z0-9-]+)\.myhuaweicloud\.com(?:[/?].*)?$")
 
 
 def _url_pattern(base: str) -> re.Pattern[str]:
@@ -66,6 +71,11 @@ def make_callback(
 
     def callback(prepared: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
         url = prepared.url or ""
+        other = _ANY_IMS.match(url)
+        if other is not None and other.group("region") not in cloud.regions:
+            raise requests.exceptions.ConnectionError(
+                f"fakecloud serves no region {other.group('region')!r}", request=prepared
+            )
         headers = {k.lower(): v for k, v in prepared.headers.items()}
         headers.setdefault("host", urlsplit(url).netloc)
         req = Request(
@@ -130,8 +140,8 @@ class mock_cloud(ContextDecorator):
         rsps = self._external or responses.RequestsMock(assert_all_requests_are_fired=False)
         callback = make_callback(cloud)
         added = []
-        for base in [*endpoint_urls(cloud.region), *self._base_urls]:
-            pattern = _url_pattern(base)
+        patterns = [_url_pattern(b) for b in [*endpoint_urls(cloud.region), *self._base_urls]]
+        for pattern in [*patterns, _ANY_IMS]:
             for method in METHODS:
                 added.append(
                     rsps.add_callback(method, pattern, callback=callback, content_type=None)

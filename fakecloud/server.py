@@ -22,8 +22,9 @@ class _Httpd(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the default 5 stalls a burst of 16 concurrent connections
 
-    def __init__(self, address: tuple[str, int], cloud: FakeCloud) -> None:
+    def __init__(self, address: tuple[str, int], cloud: FakeCloud, region: str | None) -> None:
         self.cloud = cloud
+        self.region = region
         super().__init__(address, _Handler)
 
 
@@ -64,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         host = headers.get("host") or f"127.0.0.1:{self.server.server_address[1]}"
         url = f"http://{host}{self.path}"
-        req = Request(self.command.upper(), url, headers, b"")
+        req = Request(self.command.upper(), url, headers, b"", region=self.server.region)
         fault = cloud.take_fault(req)
         if fault is not None and fault.reset == "before":
             cloud.process(req, fault)
@@ -98,11 +99,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeCloudServer:
-    """A running server; `url` is its base URL. Stop it with `stop()` or a `with` block."""
+    """A running server; `url` is its base URL. Stop it with `stop()` or a `with` block.
 
-    def __init__(self, cloud: FakeCloud, port: int = 0, host: str = "127.0.0.1") -> None:
+    With `region` (one added by `cloud.add_region`) it is that region's IMS endpoint: its
+    requests are for that region's project; the home region's other services are not there.
+    """
+
+    def __init__(
+        self, cloud: FakeCloud, port: int = 0, host: str = "127.0.0.1", region: str | None = None
+    ) -> None:
+        if region is not None and region not in cloud.regions:
+            raise ValueError(f"region {region!r} is not served; add it with cloud.add_region")
         self.cloud = cloud
-        self._httpd = _Httpd((host, port), cloud)
+        self.region = region
+        self._httpd = _Httpd((host, port), cloud, region)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.01},
@@ -146,6 +156,11 @@ class FakeCloudServer:
         self.stop()
 
 
-def serve(cloud: FakeCloud, port: int = 0, host: str = "127.0.0.1") -> FakeCloudServer:
-    """Start serving `cloud` on host:port (0 = any free port) in a daemon thread."""
-    return FakeCloudServer(cloud, port, host).start()
+def serve(
+    cloud: FakeCloud, port: int = 0, host: str = "127.0.0.1", region: str | None = None
+) -> FakeCloudServer:
+    """Start serving `cloud` on host:port (0 = any free port) in a daemon thread.
+
+    `region`: serve that region's IMS instead of the home region (a second port per region).
+    """
+    return FakeCloudServer(cloud, port, host, region).start()

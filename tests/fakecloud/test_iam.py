@@ -38,7 +38,13 @@ DOCUMENTED = {
     "ims:images:delete",
     "smn:topic:publish",
     "functiongraph:function:invokeAsync",
+    # Issue 12 (PLATFORM.md 10.8): replication [C ims_03_0628], sharing [C IMS action table],
+    # and the IMS job action [C for GET /v1/cloudimages/job/{id}; reused for the older route].
+    "ims:images:copy",
+    "ims:images:share",
+    "ims:imageJobs:getPercentage",
 }
+TARGET, TARGET_PROJECT = "cn-east-3", "fedcba9876543210fedcba9876543210"
 
 
 def policy(*statements: tuple[str, list[str]]) -> dict[str, Any]:
@@ -66,7 +72,7 @@ class Call:
 
 
 def _route_calls() -> dict[Handler, Call]:
-    from fakecloud import ecs, evs, functiongraph, ims, smn
+    from fakecloud import ecs, evs, functiongraph, ims, imscopy, smn
 
     p = PROJECT
     tag_query = {"action": "filter", "tags": [{"key": "k", "values": []}]}
@@ -126,6 +132,28 @@ def _route_calls() -> dict[Handler, Call]:
             "ims:images:update",
         ),
         ims.delete_image: Call("ims", "DELETE", "/v2/images/img-1", None, 204, "ims:images:delete"),
+        imscopy.copy_cross_region: Call(
+            "ims",
+            "POST",
+            "/v1/cloudimages/img-1/cross_region_copy",
+            {"name": "r", "region": TARGET, "project_name": TARGET, "agency_name": "ims_agency"},
+            200,
+            "ims:images:copy",
+        ),
+        imscopy.add_members: Call(
+            "ims",
+            "POST",
+            "/v1/cloudimages/members",
+            {"images": ["img-1"], "projects": ["a" * 32]},
+            200,
+            "ims:images:share",
+        ),
+        imscopy.show_job: Call(
+            "ims", "GET", f"/v1/{p}/jobs/job-1", None, 200, "ims:imageJobs:getPercentage"
+        ),
+        imscopy.show_job_progress: Call(
+            "ims", "GET", "/v1/cloudimages/job/job-1", None, 200, "ims:imageJobs:getPercentage"
+        ),
         smn.publish: Call(
             "smn",
             "POST",
@@ -149,10 +177,12 @@ CALLS = _route_calls()
 
 
 def seed(cloud: FakeCloud) -> None:
-    """The volume, server and image the sample calls name."""
+    """The volume, server, image, target region and job the sample calls name."""
     cloud.evs.add_volume("vol-1", attachments=[{"server_id": "srv-1", "device": "/dev/vdb"}])
     cloud.ecs.add_server("srv-1")
     cloud.ims.add_image(id="img-1", name="img")
+    cloud.add_region(TARGET, TARGET_PROJECT)
+    cloud.jobs.add_done(REGION, "imsBatchAddMembersJob", [], job_id="job-1")
 
 
 def send(client: Client, call: Call, **kw: Any) -> requests.Response:
@@ -226,7 +256,16 @@ def test_denied_in_service_body(client: Client, handler: Handler) -> None:
         code = {"ims": "IMG.0403", "functiongraph": "FSS.0403"}[call.service]
         assert body == {"error_code": code, "error_msg": message}
     after = client.cloud.state()
-    for key in ("volumes", "servers", "images", "smn_messages", "invocations"):
+    for key in (
+        "volumes",
+        "servers",
+        "images",
+        "smn_messages",
+        "invocations",
+        "regions",
+        "jobs",
+        "members",
+    ):
         assert after[key] == before[key]
     assert client.cloud.requests[-1].status == 403
 
