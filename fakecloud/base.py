@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 if TYPE_CHECKING:
@@ -97,14 +97,27 @@ class BadJson(Exception):
 
 
 Handler = Callable[["FakeCloud", Request, "re.Match[str]"], "Reply"]
-Route = tuple[str, "re.Pattern[str]", Handler]
+
+
+class Route(NamedTuple):
+    """One row of a service's route table: the request it matches, its handler, and the IAM
+    action a policy must allow for it (PLATFORM.md 10.6; fakecloud.iam enforces it)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    action: str
+
 
 PROJECT = r"(?P<project>[^/]+)"
 
 
-def route(method: str, pattern: str, handler: Handler) -> Route:
-    """A route entry: method, anchored path regex (with `{project}` placeholders), handler."""
-    return (method, re.compile("^" + pattern.replace("{project}", PROJECT) + "$"), handler)
+def route(method: str, pattern: str, handler: Handler, action: str) -> Route:
+    """A route entry: method, anchored path regex (with `{project}` placeholders), handler and
+    the IAM action it needs."""
+    return Route(
+        method, re.compile("^" + pattern.replace("{project}", PROJECT) + "$"), handler, action
+    )
 
 
 def json_reply(status: int, body: Any, request: Request, **headers: str) -> Reply:

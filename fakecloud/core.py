@@ -10,38 +10,30 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from fakecloud import ecs, evs, functiongraph, iam, ims, imscopy, smn
+from fakecloud import control, iam, snapshot
 from fakecloud.auth import AuthError, verify
-from fakecloud.base import (
-    ApiError,
-    BadJson,
-    Handler,
-    Reply,
-    Request,
-    Route,
-    json_reply,
-    parse_json,
-    parse_time,
-    utc,
-)
+from fakecloud.backends import GLOBAL, Backends
+from fakecloud.base import ApiError, Reply, Request, Route, json_reply, utc
+from fakecloud.ecs.models import EcsBackend
+from fakecloud.evs.models import EvsBackend
 from fakecloud.faults import Fault, Faults
+from fakecloud.functiongraph.models import FunctionGraphBackend
+from fakecloud.ims.copy_models import Jobs
+from fakecloud.ims.models import ImsBackend
+from fakecloud.services import REGISTRY, SERVICES
+from fakecloud.smn.models import SmnBackend
 
-SERVICES: dict[str, list[Route]] = {
-    "evs": evs.ROUTES,
-    "ecs": ecs.ROUTES,
-    "ims": [*ims.ROUTES, *imscopy.ROUTES],
-    "smn": smn.ROUTES,
-    "functiongraph": functiongraph.ROUTES,
-}
-CONTROL_PREFIX = "/_fake/"
-_STOP_ROUTE = re.compile(r"^servers/(?P<server_id>[^/]+)/stop$")
+__all__ = ["SERVICES", "ConnectionReset", "FakeCloud", "RecordedRequest"]
+
+CONTROL_PREFIX = control.PREFIX
 _HOST_RE = re.compile(
     r"^(?P<service>[a-z]+)\.(?P<region>[a-z0-9-]+)\.myhuaweicloud\.(?:com|eu)(?::\d+)?$"
 )
+JOBS = "ims-jobs"  # the account's IMS jobs (they span regions), under the region GLOBAL
 
 
 class ConnectionReset(ConnectionError):
@@ -83,16 +75,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _members(backend: ims.ImsBackend) -> dict[str, dict[str, str]]:
-    """Image ID -> {member project ID -> status}, for images shared with anyone."""
-    return {i.id: dict(i.members) for i in backend._images.values() if i.members}
-
-
 class FakeCloud:
     """The fake Huawei Cloud for one account: project, region, credentials and state.
 
     The home region serves every service; `add_region` adds IMS in further regions, each with
-    its own project (same credentials), for cross-region replication (fakecloud.imscopy).
+    its own project (same credentials), for cross-region replication (fakecloud.ims.copy_models).
+    Every backend lives in `backends`, keyed by service, region and project.
     """
 
     def __init__(
@@ -116,17 +104,48 @@ class FakeCloud:
         self.lock = threading.RLock()
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
-        self.evs = evs.EvsBackend(self)
-        self.ecs = ecs.EcsBackend(self)
-        self.ims = ims.ImsBackend(self)
-        self.smn = smn.SmnBackend(self)
-        self.functiongraph = functiongraph.FunctionGraphBackend(self)
-        self._other_ims: dict[str, ims.ImsBackend] = {}
-        self.jobs = imscopy.Jobs(self)
+        self.backends = Backends()
+        # Each served region's project: the home region's first, then add_region's.
+        self._projects: dict[str, str] = {region: project_id}
+        for name, service in REGISTRY.items():
+            self.backends.add(name, region, project_id, service.backend(self, region, project_id))
+        self.backends.add(JOBS, GLOBAL, project_id, Jobs(self))
         self.iam_policy: iam.Policy | None = None
         self.set_iam_policy(iam_policy)
 
     # -- state ---------------------------------------------------------------------------
+
+    @property
+    def evs(self) -> EvsBackend:
+        """The home region's EVS."""
+        return self.backends.get("evs", self.region, self.project_id, EvsBackend)
+
+    @property
+    def ecs(self) -> EcsBackend:
+        """The home region's ECS."""
+        return self.backends.get("ecs", self.region, self.project_id, EcsBackend)
+
+    @property
+    def ims(self) -> ImsBackend:
+        """The home region's IMS."""
+        return self.backends.get("ims", self.region, self.project_id, ImsBackend)
+
+    @property
+    def smn(self) -> SmnBackend:
+        """The home region's SMN."""
+        return self.backends.get("smn", self.region, self.project_id, SmnBackend)
+
+    @property
+    def functiongraph(self) -> FunctionGraphBackend:
+        """The home region's FunctionGraph."""
+        return self.backends.get(
+            "functiongraph", self.region, self.project_id, FunctionGraphBackend
+        )
+
+    @property
+    def jobs(self) -> Jobs:
+        """Every IMS job of the account, and how replications finish."""
+        return self.backends.get(JOBS, GLOBAL, self.project_id, Jobs)
 
     @property
     def project_name(self) -> str:
@@ -135,7 +154,7 @@ class FakeCloud:
 
     def add_region(
         self, region: str, project_id: str, project_name: str | None = None
-    ) -> ims.ImsBackend:
+    ) -> ImsBackend:
         """Serve IMS in `region` for `project_id` (named `project_name`, default the region ID).
 
         Idempotent for the same project; ValueError for the home region or another project.
@@ -148,29 +167,29 @@ class FakeCloud:
         with self.lock:
             if region == self.region:
                 raise ValueError(f"{region} is the home region")
-            existing = self._other_ims.get(region)
-            if existing is not None:
+            if region in self._projects:
+                existing = self.ims_in(region)
                 if existing.project_id != project_id or (
                     project_name is not None and existing.project_name != project_name
                 ):
                     raise ValueError(f"region {region} already has project {existing.project_id}")
                 return existing
-            if any(b.project_id == project_id for b in self.regions.values()):
+            if project_id in self._projects.values():
                 raise ValueError(f"project {project_id} already belongs to another region")
-            backend = ims.ImsBackend(self, region, project_id, project_name)
-            self._other_ims[region] = backend
+            backend = ImsBackend(self, region, project_id, project_name)
+            self.backends.add("ims", region, project_id, backend)
+            self._projects[region] = project_id
             return backend
 
     @property
-    def regions(self) -> dict[str, ims.ImsBackend]:
+    def regions(self) -> dict[str, ImsBackend]:
         """Each region's IMS backend, the home region first."""
-        return {self.region: self.ims, **self._other_ims}
+        return {region: self.ims_in(region) for region in self._projects}
 
-    def ims_in(self, region: str | None) -> ims.ImsBackend:
+    def ims_in(self, region: str | None) -> ImsBackend:
         """The IMS backend of `region` (None: home); KeyError for a region not served."""
-        if region is None or region == self.region:
-            return self.ims
-        return self._other_ims[region]
+        region = self.region if region is None else region
+        return self.backends.get("ims", region, self._projects[region], ImsBackend)
 
     def set_copy_progress(
         self, mode: str = "immediate", after: float = 0, outcome: str = "SUCCESS"
@@ -202,11 +221,7 @@ class FakeCloud:
     def reset(self) -> None:
         """Clear all state, faults, progress settings and the request log (not the policy)."""
         with self.lock:
-            for backend in (self.evs, self.ecs, self.smn, self.functiongraph):
-                backend.reset()
-            for region_ims in self.regions.values():
-                region_ims.reset()
-            self.jobs.reset()
+            self.backends.reset()
             self.faults.clear()
             self.requests.clear()
 
@@ -217,110 +232,12 @@ class FakeCloud:
         self.ims.set_progress(mode, after, outcome)
 
     def load_seed(self, seed: Mapping[str, Any]) -> None:
-        """Add the volumes, servers and images of a CONTRACT.md section 6 seed.
-
-        `regions` (beyond CONTRACT.md) adds IMS regions: `{"cn-east-3": {"project_id": ...,
-        "project_name": ... (default the region ID), "images": [...]}}`.
-        """
-        unknown = sorted(set(seed) - {"volumes", "servers", "images", "regions"})
-        if unknown:
-            raise ValueError(f"unknown seed keys {unknown!r}")
-        regions = seed.get("regions", {})
-        if not isinstance(regions, Mapping):
-            raise ValueError("regions is an object keyed by region ID")
-        for region, spec in regions.items():
-            keys = {"project_id", "project_name", "images"}
-            if not isinstance(spec, Mapping) or set(spec) - keys:
-                raise ValueError(
-                    f"region {region!r}: an object with project_id, project_name and images"
-                )
-        with self.lock:
-            for region, spec in regions.items():
-                backend = self.add_region(region, spec.get("project_id"), spec.get("project_name"))
-                for i in spec.get("images", []):
-                    self._seed_image(backend, i)
-            for v in seed.get("volumes", []):
-                bootable = v.get("bootable", False)
-                self.evs.add_volume(
-                    id=v["id"],
-                    name=v.get("name", ""),
-                    status=v.get("status", "available"),
-                    size=int(v.get("size", 10)),
-                    bootable=bootable in (True, "true", "True"),
-                    tags=v.get("tags") or {},
-                    attachments=v.get("attachments") or [],
-                    volume_image_metadata=v.get("volume_image_metadata") or {},
-                )
-            for s in seed.get("servers", []):
-                stops_after = s.get("stops_after")
-                if stops_after is not None and (
-                    isinstance(stops_after, bool) or not isinstance(stops_after, int | float)
-                ):
-                    raise ValueError(f"server {s['id']!r}: stops_after is seconds or null")
-                self.ecs.add_server(
-                    id=s["id"],
-                    name=s.get("name", ""),
-                    tags=s.get("tags") or [],
-                    status=s.get("status", "ACTIVE"),
-                    metadata=s.get("metadata") or {},
-                    stops_after=None if stops_after is None else float(stops_after),
-                )
-            for i in seed.get("images", []):
-                self._seed_image(self.ims, i)
-
-    @staticmethod
-    def _seed_image(backend: ims.ImsBackend, image: Mapping[str, Any]) -> None:
-        item = dict(image)
-        for key in ("created_at", "updated_at"):
-            if isinstance(item.get(key), str):
-                item[key] = parse_time(item[key])
-        backend.add_image(**item)
+        """Add the volumes, servers and images (and `regions`) of a seed (fakecloud.snapshot)."""
+        snapshot.load_seed(self, seed)
 
     def state(self) -> dict[str, Any]:
         """A JSON-ready dump of everything (reads here do not count as image polls)."""
-        with self.lock:
-            self.sweep()
-            return {
-                "project_id": self.project_id,
-                "project_name": self.project_name,
-                "region": self.region,
-                "volumes": [self.evs.volume_dict(v) for v in self.evs._volumes.values()],
-                "servers": [self.ecs.server_dict(s) for s in self.ecs.servers.values()],
-                "images": [self.ims.image_dict(i) for i in self.ims._images.values()],
-                "members": _members(self.ims),
-                "regions": {
-                    region: {
-                        "project_id": backend.project_id,
-                        "project_name": backend.project_name,
-                        "images": [backend.image_dict(i) for i in backend._images.values()],
-                        "members": _members(backend),
-                    }
-                    for region, backend in self._other_ims.items()
-                },
-                "jobs": [self.jobs.job_dict(j) for j in self.jobs.jobs.values()],
-                "copy_progress": self.jobs.progress(),
-                "smn_messages": list(self.smn.messages),
-                "invocations": list(self.functiongraph.invocations),
-                "request_count": len(self.requests),
-                "requests": [
-                    {
-                        "method": r.method,
-                        "path": r.path,
-                        "status": r.status,
-                        "service": r.service,
-                        "fault": r.fault,
-                    }
-                    for r in self.requests
-                ],
-                "faults": [f.to_dict() for f in self.faults],
-                "iam_policy": None if self.iam_policy is None else self.iam_policy.document,
-                "progress": {
-                    "mode": self.ims.mode,
-                    "after": self.ims.after,
-                    "outcome": self.ims.outcome,
-                    "outcomes": dict(self.ims.outcomes),
-                },
-            }
+        return snapshot.dump_state(self)
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -357,28 +274,29 @@ class FakeCloud:
     def process(self, req: Request, fault: Fault | None = None) -> Reply:
         """Apply `fault` (from take_fault), then auth, routing and the service; log it."""
         if req.path.startswith(CONTROL_PREFIX):
-            return self._control(req)
+            return control.dispatch(self, req)
         service, target = self._route(req)
         if fault is not None and fault.status is not None:
             extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             reply = json_reply(fault.status, fault.default_body(), req, **extra)
-            self._record(req, reply.status, service, "status")
+            self.record(req, reply.status, service, "status")
             return reply
         if fault is not None and fault.reset == "before":
-            self._record(req, 0, service, "reset-before")
+            self.record(req, 0, service, "reset-before")
             return Reply(0, {}, b"", reset="before")
         with self.lock:
             reply = self._serve(req, service, target)
             if fault is not None and fault.reset == "after":
-                self._record(req, reply.status, service, "reset-after")
+                self.record(req, reply.status, service, "reset-after")
                 return Reply(reply.status, reply.headers, reply.body, reset="after")
             label = "latency" if fault is not None and fault.latency > 0 else None
-            self._record(req, reply.status, service, label)
+            self.record(req, reply.status, service, label)
         return reply
 
-    def _route(self, req: Request) -> tuple[str, tuple[Handler, re.Match[str]] | None]:
-        """The service and handler; sets `req.region` (a region-bound server's, the host's, or
-        home). Outside the home region only IMS exists; an unknown region has no APIs."""
+    def _route(self, req: Request) -> tuple[str, tuple[Route, re.Match[str]] | None]:
+        """The service and route; sets `req.region` (a region-bound server's, the host's, or
+        home). A region serves the services it has backends for (outside home, only IMS); an
+        unknown region has no APIs."""
         host = _HOST_RE.match(req.host.lower())
         host_service = host.group("service") if host else None
         if req.region is None:
@@ -386,18 +304,17 @@ class FakeCloud:
         for service, routes in SERVICES.items():
             if host_service in SERVICES and host_service != service:
                 continue
-            for method, pattern, handler in routes:
-                m = pattern.match(req.path)
-                if m is not None and method == req.method:
-                    if req.region not in self.regions or (
-                        req.region != self.region and service != "ims"
-                    ):
+            for row in routes:
+                m = row.pattern.match(req.path)
+                if m is not None and row.method == req.method:
+                    project = self._projects.get(req.region, "")
+                    if (service, req.region, project) not in self.backends:
                         return service, None
-                    return service, (handler, m)
+                    return service, (row, m)
         return host_service or "unknown", None
 
     def _serve(
-        self, req: Request, service: str, target: tuple[Handler, re.Match[str]] | None
+        self, req: Request, service: str, target: tuple[Route, re.Match[str]] | None
     ) -> Reply:
         if target is None:
             body = {
@@ -406,7 +323,7 @@ class FakeCloud:
                 "request_id": req.request_id,
             }
             return json_reply(404, body, req)
-        handler, m = target
+        row, m = target
         try:
             verify(
                 req.method,
@@ -429,7 +346,7 @@ class FakeCloud:
             return json_reply(401, body, req)
         header_project = req.headers.get("x-project-id")
         path_project = m.groupdict().get("project")
-        region_project = self.ims_in(req.region).project_id
+        region_project = self._projects[req.region or self.region]
         for project in (header_project, path_project):
             if project is not None and project.strip() != region_project:
                 body = {
@@ -439,17 +356,17 @@ class FakeCloud:
                 }
                 return json_reply(400, body, req)
         policy = self.iam_policy
-        if policy is not None:  # after the signature and project checks (PLATFORM.md 10.6)
-            action = iam.ACTIONS[handler]
-            if not policy.allows(action):
-                return json_reply(403, iam.denied_body(service, action, req.request_id), req)
+        # After the signature and project checks (PLATFORM.md 10.6).
+        if policy is not None and not policy.allows(row.action):
+            return json_reply(403, iam.denied_body(service, row.action, req.request_id), req)
         self.sweep()
         try:
-            return handler(self, req, m)
+            return row.handler(self, req, m)
         except ApiError as exc:
             return json_reply(exc.status, exc.body, req)
 
-    def _record(self, req: Request, status: int, service: str, fault: str | None) -> None:
+    def record(self, req: Request, status: int, service: str, fault: str | None) -> None:
+        """Append one request and its answer to the log."""
         with self.lock:
             self.requests.append(
                 RecordedRequest(
@@ -465,96 +382,3 @@ class FakeCloud:
                     time=self.now(),
                 )
             )
-
-    # -- control routes (unsigned) -------------------------------------------------------
-
-    def _control(self, req: Request) -> Reply:
-        name = req.path[len(CONTROL_PREFIX) :].rstrip("/")
-        try:
-            reply = self._control_action(name, req)
-        except (BadJson, ValueError, TypeError, KeyError) as exc:
-            reply = json_reply(400, {"error": f"{type(exc).__name__}: {exc}"}, req)
-        if name != "reset":
-            self._record(req, reply.status, "control", None)
-        return reply
-
-    def _control_action(self, name: str, req: Request) -> Reply:
-        method = req.method
-        if name == "reset" and method == "POST":
-            self.reset()
-            return json_reply(200, {"reset": True}, req)
-        if name == "state" and method == "GET":
-            return json_reply(200, self.state(), req)
-        if name == "faults" and method == "POST":
-            data = parse_json(req)
-            allowed = {f.name for f in fields(Fault)} - {"hits"}
-            if not isinstance(data, dict) or set(data) - allowed:
-                raise ValueError(f"a fault is an object with keys from {sorted(allowed)}")
-            fault = self.faults.add(Fault(**data))
-            return json_reply(201, fault.to_dict(), req)
-        if name == "faults" and method == "DELETE":
-            self.faults.clear()
-            return json_reply(200, {"faults": []}, req)
-        if name == "faults" and method == "GET":
-            return json_reply(200, {"faults": [f.to_dict() for f in self.faults]}, req)
-        if name == "iam" and method == "POST":
-            self.set_iam_policy(parse_json(req))
-            return json_reply(200, {"iam_policy": self.state()["iam_policy"]}, req)
-        if name == "iam" and method == "DELETE":
-            self.set_iam_policy(None)
-            return json_reply(200, {"iam_policy": None}, req)
-        if name == "iam" and method == "GET":
-            return json_reply(200, {"iam_policy": self.state()["iam_policy"]}, req)
-        if name == "seed" and method == "POST":
-            data = parse_json(req)
-            if not isinstance(data, dict):
-                raise ValueError("a seed is a JSON object")
-            self.load_seed(data)
-            return json_reply(200, {"seeded": True}, req)
-        if name == "progress" and method == "POST":
-            data = parse_json(req)
-            if not isinstance(data, dict):
-                raise ValueError("progress is a JSON object")
-            outcomes = data.pop("outcomes", {})
-            self.ims.set_progress(**data)
-            for image_name, outcome in dict(outcomes).items():
-                self.ims.set_outcome(image_name, outcome)
-            return json_reply(200, self.state()["progress"], req)
-        if name == "copy_progress" and method == "POST":
-            data = parse_json(req)
-            if not isinstance(data, dict) or set(data) - {"mode", "after", "outcome", "outcomes"}:
-                raise ValueError("copy_progress is an object of mode, after, outcome, outcomes")
-            outcomes = data.pop("outcomes", {})
-            if not isinstance(outcomes, dict):
-                raise ValueError("outcomes is an object of image name -> SUCCESS | FAIL")
-            self.jobs.set_progress(**data)
-            for image_name, outcome in outcomes.items():
-                self.jobs.set_outcome(image_name, outcome)
-            return json_reply(200, self.jobs.progress(), req)
-        if name == "regions" and method == "POST":
-            data = parse_json(req)
-            if not isinstance(data, dict) or set(data) - {"region", "project_id", "project_name"}:
-                raise ValueError('a region is {"region", "project_id", "project_name"?}')
-            backend = self.add_region(data["region"], data["project_id"], data.get("project_name"))
-            body = {"region": backend.region, "project_id": backend.project_id}
-            return json_reply(200, {**body, "project_name": backend.project_name}, req)
-        stop = _STOP_ROUTE.match(name)
-        if stop is not None and method == "POST":
-            data = parse_json(req)
-            if not isinstance(data, dict) or set(data) != {"after"}:
-                raise ValueError('a stop is {"after": <seconds> | null}')
-            after = data["after"]
-            if after is not None and (
-                isinstance(after, bool) or not isinstance(after, int | float)
-            ):
-                raise ValueError("after must be a number of seconds or null")
-            server = self.ecs.stop_server(stop.group("server_id"), after)
-            return json_reply(200, {"server": self.ecs.server_dict(server)}, req)
-        if name == "clock" and method == "POST":
-            data = parse_json(req)
-            advance = getattr(self.clock, "advance", None)
-            if not callable(advance) or not isinstance(data, dict):
-                raise ValueError("the clock is not a ManualClock, or the body is not an object")
-            advance(float(data["advance"]))
-            return json_reply(200, {"now": self.now().isoformat()}, req)
-        return json_reply(404, {"error": f"no control route {method} /_fake/{name}"}, req)

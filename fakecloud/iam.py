@@ -1,4 +1,4 @@
-"""IAM enforcement: which action each route needs, custom policies, and the 403 per service.
+"""IAM enforcement: custom policies and the 403 per service (each route names its action).
 
 Off by default. With a policy (`FakeCloud(iam_policy=doc)`, `cloud.set_iam_policy(doc)`,
 `POST /_fake/iam`, `python -m fakecloud --iam-policy FILE`) every signed request whose action
@@ -21,37 +21,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from fakecloud import ecs, evs, functiongraph, ims, imscopy, smn
 from fakecloud.base import Handler
+from fakecloud.services import REGISTRY, SERVICES
 
-# The one table: each route's handler -> the IAM action it needs (PLATFORM.md 10.6).
-# tests/fakecloud/test_iam.py proves every route of the fake has exactly one entry here.
-ACTIONS: dict[Handler, str] = {
-    evs.export_volume: "evs:volumes:uploadImage",  # [C] evs_04_2086
-    evs.show_volume: "evs:volumes:get",  # [S]
-    evs.list_volumes: "evs:volumes:list",  # [S]
-    evs.filter_volumes: "evs:volumeTags:get",  # [S] volumes by tag (resource_instances)
-    ecs.show_server: "ecs:cloudServers:get",  # [C]
-    ecs.list_attachments: "ecs:cloudServers:listServerVolumeAttachments",  # [C]
-    ims.list_images: "ims:images:list",  # [S]
-    # The tag query enumerates the project's images like GET /v2/cloudimages, so the stricter
-    # plausible reading is that it needs ims:images:list: a policy granting only
-    # ims:images:get (one known image) must not be able to discover images by tag. [U]
-    ims.filter_images: "ims:images:list",
-    ims.show_image: "ims:images:get",  # [S]
-    ims.list_tags: "ims:images:get",  # [S] reading one image's tags reads the image
-    ims.tag_action: "ims:images:update",  # [S] tags
-    ims.delete_image: "ims:images:delete",  # [S]
-    imscopy.copy_cross_region: "ims:images:copy",  # [C] ims_03_0628, PLATFORM.md 10.8
-    imscopy.add_members: "ims:images:share",  # [C] IMS action table, POST /v1/cloudimages/members
-    # [C] for GET /v1/cloudimages/job/{job_id} (IMS API actions, "Asynchronous Job"). The older
-    # GET /v1/{project_id}/jobs/{job_id} has no action documented [U]; the fake asks for the
-    # same one, the only IMS job action there is.
-    imscopy.show_job_progress: "ims:imageJobs:getPercentage",
-    imscopy.show_job: "ims:imageJobs:getPercentage",
-    smn.publish: "smn:topic:publish",  # [C] PublishMessage
-    functiongraph.invoke_async: "functiongraph:function:invokeAsync",  # [S]
-}
+# Each route's handler -> the IAM action it needs, read from the route tables (the one place
+# each action is written, beside its route and source). tests/fakecloud/test_iam.py proves
+# every route has one of PLATFORM.md 10.6's actions and no handler serves two routes.
+ACTIONS: dict[Handler, str] = {r.handler: r.action for routes in SERVICES.values() for r in routes}
 
 _ACTION = re.compile(r"^[A-Za-z0-9*]+:[A-Za-z0-9*]+:[A-Za-z0-9*]+$")
 _STATEMENT_KEYS = {"Effect", "Action"}
@@ -63,23 +39,8 @@ def denied_message(action: str) -> str:
 
 
 def denied_body(service: str, action: str, request_id: str) -> dict[str, Any]:
-    """The 403 body in `service`'s own error format.
-
-    EVS: `{"error": {"code", "message"}}` with EVS.5403 ("Policy check failed.", evs_04_0038
-    [C]); ECS the same shape (as the fake's other ECS errors; shape and code [U]); IMS and
-    FunctionGraph `{"error_code", "error_msg"}` (PLATFORM.md 4.0 [C], codes [U]); SMN its
-    documented exception body `{"request_id", "code", "message"}` (smn_api_63001 [C], code
-    [U]).
-    """
-    message = denied_message(action)
-    if service == "evs":
-        return {"error": {"code": "EVS.5403", "message": message}}
-    if service == "ecs":
-        return {"error": {"code": "Ecs.0403", "message": message}}  # [U] code
-    if service == "smn":
-        return {"request_id": request_id, "code": "SMN.0403", "message": message}  # [U] code
-    code = {"ims": "IMG.0403", "functiongraph": "FSS.0403"}[service]  # [U] codes
-    return {"error_code": code, "error_msg": message}
+    """The 403 body in `service`'s own error format (each service's `errors.denied`)."""
+    return REGISTRY[service].denied(denied_message(action), request_id)
 
 
 def _pattern(action: str, flags: int = 0) -> re.Pattern[str]:

@@ -1,4 +1,4 @@
-"""ECS: servers, their attached disks (derived from the EVS volumes' attachments), stops.
+"""ECS state: servers, their attached disks (from the EVS volumes' attachments), stops.
 
 A stop is asynchronous (PLATFORM.md 10.4, ecs_02_0303): the server stays `ACTIVE` once the
 stop is requested and shows `SHUTOFF` only later, or never when the stop fails. The fake
@@ -10,12 +10,9 @@ with `POST /_fake/servers/{server_id}/stop` and body `{"after": <seconds>|null}`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from fakecloud.base import ApiError, Reply, Request, Route, json_reply, route
 
 if TYPE_CHECKING:
     from fakecloud.core import FakeCloud
@@ -36,17 +33,13 @@ class Server:
     stops_after: float | None = None
 
 
-def not_found(server_id: str) -> ApiError:
-    """Ecs.0114 for an unknown server."""
-    message = f"Instance[{server_id}] could not be found."
-    return ApiError(404, {"error": {"code": "Ecs.0114", "message": message}})
-
-
 class EcsBackend:
     """ECS state for one project and region."""
 
-    def __init__(self, cloud: FakeCloud) -> None:
+    def __init__(self, cloud: FakeCloud, region: str, project_id: str) -> None:
         self._cloud = cloud
+        self.region = region
+        self.project_id = project_id
         self.servers: dict[str, Server] = {}
 
     def reset(self) -> None:
@@ -142,39 +135,7 @@ class EcsBackend:
             "status": server.status,
             "tags": list(server.tags),
             "metadata": dict(server.metadata),
-            "tenant_id": self._cloud.project_id,
-            "OS-EXT-AZ:availability_zone": f"{self._cloud.region}a",
+            "tenant_id": self.project_id,
+            "OS-EXT-AZ:availability_zone": f"{self.region}a",
             "os-extended-volumes:volumes_attached": volumes,
         }
-
-
-def _server(cloud: FakeCloud, m: re.Match[str]) -> Server:
-    server = cloud.ecs.servers.get(m.group("server_id"))
-    if server is None:
-        raise not_found(m.group("server_id"))
-    return server
-
-
-def show_server(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
-    """GET /v1/{project}/cloudservers/{id}."""
-    return json_reply(200, {"server": cloud.ecs.server_dict(_server(cloud, m))}, req)
-
-
-def list_attachments(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
-    """GET /v1/{project}/cloudservers/{id}/os-volume_attachments."""
-    server = _server(cloud, m)
-    items = [
-        {"device": device, "id": vid, "serverId": server.id, "volumeId": vid}
-        for vid, device, _ in cloud.ecs.attached(server.id)
-    ]
-    return json_reply(200, {"volumeAttachments": items}, req)
-
-
-ROUTES: list[Route] = [
-    route("GET", r"/v1/{project}/cloudservers/(?P<server_id>[^/]+)", show_server),
-    route(
-        "GET",
-        r"/v1/{project}/cloudservers/(?P<server_id>[^/]+)/os-volume_attachments",
-        list_attachments,
-    ),
-]

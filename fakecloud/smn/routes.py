@@ -1,4 +1,4 @@
-"""SMN: publish to a topic; every accepted message is recorded in `messages`."""
+"""SMN HTTP: PublishMessage, validated and recorded in the backend's `messages`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from fakecloud.base import ApiError, BadJson, Reply, Request, Route, json_reply, parse_json, route
+from fakecloud.smn.errors import smn_error
 
 if TYPE_CHECKING:
     from fakecloud.core import FakeCloud
@@ -26,23 +27,6 @@ _KNOWN = (
     "locale",
 )
 MAX_MESSAGE_BYTES = 256 * 1024
-
-
-def smn_error(status: int, code: str, message: str, req: Request) -> ApiError:
-    """SMN's `{"request_id", "code", "message"}` body (codes are the fake's own)."""
-    return ApiError(status, {"request_id": req.request_id, "code": code, "message": message})
-
-
-class SmnBackend:
-    """Recorded SMN publications."""
-
-    def __init__(self, cloud: FakeCloud) -> None:
-        self._cloud = cloud
-        self.messages: list[dict[str, Any]] = []
-
-    def reset(self) -> None:
-        """Forget every message."""
-        self.messages.clear()
 
 
 def _validate(body: Any, req: Request) -> dict[str, Any]:
@@ -101,8 +85,8 @@ def publish(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     if (
         len(parts) != 5
         or parts[:2] != ["urn", "smn"]
-        or parts[2] != cloud.region
-        or parts[3] != cloud.project_id
+        or parts[2] != cloud.smn.region
+        or parts[3] != cloud.smn.project_id
         or not _TOPIC_NAME.match(parts[4])
     ):
         raise smn_error(404, "SMN.00010008", f"Topic {urn} does not exist.", req)
@@ -129,6 +113,12 @@ def publish(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     return json_reply(200, {"request_id": req.request_id, "message_id": message_id}, req)
 
 
+# Method, path, handler and the IAM action each needs (PLATFORM.md 10.6).
 ROUTES: list[Route] = [
-    route("POST", r"/v2/{project}/notifications/topics/(?P<topic_urn>[^/]+)/publish", publish),
+    route(
+        "POST",
+        r"/v2/{project}/notifications/topics/(?P<topic_urn>[^/]+)/publish",
+        publish,
+        "smn:topic:publish",  # [C] PublishMessage
+    ),
 ]

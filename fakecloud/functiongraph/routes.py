@@ -1,34 +1,18 @@
-"""FunctionGraph: asynchronous invocations, recorded in `invocations`."""
+"""FunctionGraph HTTP: asynchronous invocations, recorded in the backend's `invocations`."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fakecloud.base import ApiError, BadJson, Reply, Request, Route, json_reply, parse_json, route
+from fakecloud.base import BadJson, Reply, Request, Route, json_reply, parse_json, route
+from fakecloud.functiongraph.errors import fgs_error
 
 if TYPE_CHECKING:
     from fakecloud.core import FakeCloud
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,59}$")
-
-
-def fgs_error(status: int, code: str, message: str) -> ApiError:
-    """FunctionGraph's `{"error_code", "error_msg"}` body."""
-    return ApiError(status, {"error_code": code, "error_msg": message})
-
-
-class FunctionGraphBackend:
-    """Recorded asynchronous invocations."""
-
-    def __init__(self, cloud: FakeCloud) -> None:
-        self._cloud = cloud
-        self.invocations: list[dict[str, Any]] = []
-
-    def reset(self) -> None:
-        """Forget every invocation."""
-        self.invocations.clear()
 
 
 def invoke_async(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
@@ -42,8 +26,8 @@ def invoke_async(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     if (
         len(parts) not in (7, 8)
         or parts[:2] != ["urn", "fss"]
-        or parts[2] != cloud.region
-        or parts[3] != cloud.project_id
+        or parts[2] != cloud.functiongraph.region
+        or parts[3] != cloud.functiongraph.project_id
         or parts[4] != "function"
         or not _NAME.match(parts[6])
     ):
@@ -60,10 +44,12 @@ def invoke_async(cloud: FakeCloud, req: Request, m: re.Match[str]) -> Reply:
     return json_reply(202, {"request_id": request_id}, req)
 
 
+# Method, path, handler and the IAM action each needs (PLATFORM.md 10.6).
 ROUTES: list[Route] = [
     route(
         "POST",
         r"/v2/{project}/fgs/functions/(?P<function_urn>[^/]+)/invocations-async",
         invoke_async,
+        "functiongraph:function:invokeAsync",  # [S]
     ),
 ]
