@@ -8,7 +8,6 @@ from fakecloud.ims.copy_models import (
     FINAL,
     MAX_COPIES_IN_FLIGHT,
     MAX_MEMBERS,
-    MODES,
     OUTCOMES,
     SHARE_JOB_TYPE,
     SIZE_LIMIT_GB,
@@ -24,6 +23,7 @@ from fakecloud.ims.copy_routes import (
     show_job,
     show_job_progress,
 )
+from fakecloud.progress import MODES
 
 __all__ = [
     "COPY_JOB_TYPE",

@@ -119,10 +119,5 @@ def dump_state(cloud: FakeCloud) -> dict[str, Any]:
             ],
             "faults": [f.to_dict() for f in cloud.faults],
             "iam_policy": None if cloud.iam_policy is None else cloud.iam_policy.document,
-            "progress": {
-                "mode": ims.mode,
-                "after": ims.after,
-                "outcome": ims.outcome,
-                "outcomes": dict(ims.outcomes),
-            },
+            "progress": ims.schedule.to_dict(),
         }

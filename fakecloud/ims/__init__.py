@@ -12,7 +12,6 @@ from fakecloud.ims.models import (
     MAX_KEY,
     MAX_TAGS,
     MAX_VALUE,
-    MODES,
     OUTCOMES,
     ExportJob,
     Image,
@@ -31,6 +30,7 @@ from fakecloud.ims.routes import (
     show_image,
     tag_action,
 )
+from fakecloud.progress import MODES
 
 ROUTES: list[Route] = [*routes.ROUTES, *copy_routes.ROUTES]
 

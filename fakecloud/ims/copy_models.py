@@ -25,12 +25,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fakecloud.base import utc
+from fakecloud.progress import FINISH, RUN, Schedule, Timeline, Transition
 
 if TYPE_CHECKING:
     from fakecloud.core import FakeCloud
     from fakecloud.ims.models import Image, ImsBackend
 
-MODES = ("immediate", "polls", "duration")
 OUTCOMES = ("SUCCESS", "FAIL")
 FINAL = ("SUCCESS", "FAIL")
 # PLATFORM.md 10.8 and ims_03_0628: "A maximum of five private images can be replicated at a
@@ -61,13 +61,9 @@ class Job:
     id: str
     job_type: str
     region: str
-    begin: datetime
-    mode: str
-    after: float
-    outcome: str
+    timeline: Timeline
     status: str = "INIT"
     end: datetime | None = None
-    polls: int = 0
     # Replication only.
     source_image_id: str = ""
     image_name: str = ""
@@ -84,46 +80,29 @@ class Jobs:
     def __init__(self, cloud: FakeCloud) -> None:
         self._cloud = cloud
         self.jobs: dict[str, Job] = {}
-        self.mode = "immediate"
-        self.after = 0.0
-        self.outcome = "SUCCESS"
-        self.outcomes: dict[str, str] = {}
+        self.schedule = Schedule(OUTCOMES, strict_after=True)
 
     def reset(self) -> None:
         """Forget every job; replications finish immediately and succeed again."""
         self.jobs.clear()
-        self.mode, self.after, self.outcome = "immediate", 0.0, "SUCCESS"
-        self.outcomes.clear()
+        self.schedule.reset()
 
     def set_progress(
         self, mode: str = "immediate", after: float = 0, outcome: str = "SUCCESS"
     ) -> None:
         """How later replications finish: `immediate`, after `after` job reads (`polls`) or
         after `after` seconds of the fake clock (`duration`), ending in `outcome`."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
-        if isinstance(after, bool) or not isinstance(after, int | float) or after < 0:
-            raise ValueError("after must be a number >= 0")
         with self._cloud.lock:
-            self.mode, self.after, self.outcome = mode, float(after), outcome
+            self.schedule.set(mode, after, outcome)
 
     def set_outcome(self, image_name: str, outcome: str) -> None:
         """Make replications to the replica name `image_name` end in `outcome`."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
         with self._cloud.lock:
-            self.outcomes[image_name] = outcome
+            self.schedule.set_outcome(image_name, outcome)
 
     def progress(self) -> dict[str, Any]:
         """The replication progress settings, JSON-ready."""
-        return {
-            "mode": self.mode,
-            "after": self.after,
-            "outcome": self.outcome,
-            "outcomes": dict(self.outcomes),
-        }
+        return self.schedule.to_dict()
 
     def in_flight(self) -> int:
         """Replications of the account not finished yet (any region)."""
@@ -139,17 +118,14 @@ class Jobs:
             id=uuid.uuid4().hex,
             job_type=COPY_JOB_TYPE,
             region=source.region,
-            begin=self._cloud.now(),
-            mode=self.mode,
-            after=self.after,
-            outcome=self.outcomes.get(name, self.outcome),
+            timeline=self.schedule.start(name, self._cloud.now()),
             source_image_id=image.id,
             image_name=name,
             target_region=target.region,
             description=description,
         )
         self.jobs[job.id] = job
-        if job.mode == "immediate" or (job.mode == "duration" and job.after <= 0):
+        if job.timeline.final_at_start():
             self._finish(job)
         return job
 
@@ -162,7 +138,8 @@ class Jobs:
     ) -> Job:
         """A job that is already SUCCESS when submitted (sharing; `job_id` for tests)."""
         now = self._cloud.now()
-        job = Job(job_id or uuid.uuid4().hex, job_type, region, now, "immediate", 0.0, "SUCCESS")
+        timeline = Timeline("immediate", 0.0, "SUCCESS", now)
+        job = Job(job_id or uuid.uuid4().hex, job_type, region, timeline)
         job.status, job.end, job.results = "SUCCESS", now, results
         self.jobs[job.id] = job
         return job
@@ -193,34 +170,30 @@ class Jobs:
             return
         self._run(job)
         now = self._cloud.now()
-        job.status, job.end = job.outcome, now
+        job.status, job.end = job.timeline.outcome, now
         replica = self._cloud.ims_in(job.target_region)._images.get(job.replica_id or "")
         if replica is not None:
-            replica.status = "active" if job.outcome == "SUCCESS" else "killed"
+            replica.status = "active" if job.timeline.outcome == "SUCCESS" else "killed"
             replica.updated_at = now
 
     def poll(self, job: Job) -> None:
         """Count one read of `job` (polls mode)."""
-        if job.mode != "polls" or job.status in FINAL:
-            return
-        job.polls += 1
-        if job.polls > job.after:
-            self._finish(job)
-        elif job.polls > 1:
-            self._run(job)
+        if job.status not in FINAL:
+            self._advance(job, job.timeline.poll())
 
     def sweep(self) -> None:
         """Apply the fake clock to jobs in duration mode."""
         with self._cloud.lock:
             now = self._cloud.now()
             for job in self.jobs.values():
-                if job.mode != "duration" or job.status in FINAL:
-                    continue
-                elapsed = (now - job.begin).total_seconds()
-                if elapsed >= job.after:
-                    self._finish(job)
-                elif elapsed > 0:
-                    self._run(job)
+                if job.status not in FINAL:
+                    self._advance(job, job.timeline.at(now))
+
+    def _advance(self, job: Job, transition: Transition) -> None:
+        if transition == FINISH:
+            self._finish(job)
+        elif transition == RUN:
+            self._run(job)
 
     def job_dict(self, job: Job) -> dict[str, Any]:
         """The ShowJobResponse / ShowJobProgressResponse view of a job."""
@@ -239,7 +212,7 @@ class Jobs:
             "status": job.status,
             "job_id": job.id,
             "job_type": job.job_type,
-            "begin_time": _time(job.begin),
+            "begin_time": _time(job.timeline.started),
             "end_time": "" if job.end is None else _time(job.end),
             "error_code": FAIL_CODE if failed else None,
             "fail_reason": f"Replicating image {job.source_image_id} failed." if failed else None,

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from fakecloud.base import ApiError, iso_z
 from fakecloud.ims.errors import bad_param
+from fakecloud.progress import FINISH, RUN, Schedule, Timeline, Transition
 
 if TYPE_CHECKING:
     from fakecloud.core import FakeCloud
     from fakecloud.evs.models import Volume
 
-MODES = ("immediate", "polls", "duration")
 OUTCOMES = ("active", "killed")
 FINAL = ("active", "killed")
 # PLATFORM.md 10.3: at most 10 tags per image, key <= 36 characters, value <= 43.
@@ -35,13 +35,9 @@ _FIELDS = ("disk_format", "container_format", "os_type", "source_volume_id", "mi
 class ExportJob:
     """How an image made by an export moves to its final status, and which volume to restore."""
 
-    mode: str
-    after: float
-    outcome: str
+    timeline: Timeline
     volume_id: str
     previous_status: str
-    started_at: datetime
-    polls: int = 0
 
 
 @dataclass
@@ -79,10 +75,7 @@ class ImsBackend:
         self._project_name = project_name
         self._images: dict[str, Image] = {}
         self._seq = 0
-        self.mode = "immediate"
-        self.after = 0.0
-        self.outcome = "active"
-        self.outcomes: dict[str, str] = {}
+        self.schedule = Schedule(OUTCOMES)
 
     @property
     def project_name(self) -> str:
@@ -101,8 +94,7 @@ class ImsBackend:
     def reset(self) -> None:
         """Forget every image and restore the default progress (immediate, active)."""
         self._images.clear()
-        self.mode, self.after, self.outcome = "immediate", 0.0, "active"
-        self.outcomes.clear()
+        self.schedule.reset()
 
     def set_progress(
         self, mode: str = "immediate", after: float = 0, outcome: str = "active"
@@ -113,21 +105,13 @@ class ImsBackend:
         (GET, or a list or tag query returning it), the first read seeing `queued`, later ones
         `saving`; `duration`: once `after` seconds of the fake clock have passed.
         """
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
-        if after < 0:
-            raise ValueError("after must be >= 0")
         with self._cloud.lock:
-            self.mode, self.after, self.outcome = mode, float(after), outcome
+            self.schedule.set(mode, after, outcome)
 
     def set_outcome(self, image_name: str, outcome: str) -> None:
         """Make exports to `image_name` end in `outcome` whatever the default."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
         with self._cloud.lock:
-            self.outcomes[image_name] = outcome
+            self.schedule.set_outcome(image_name, outcome)
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -185,8 +169,7 @@ class ImsBackend:
     ) -> Image:
         """The image an export makes, with its progress job."""
         now = self._cloud.now()
-        outcome = self.outcomes.get(name, self.outcome)
-        job = ExportJob(self.mode, self.after, outcome, volume.id, previous_status, now)
+        job = ExportJob(self.schedule.start(name, now), volume.id, previous_status)
         image = Image(
             id=str(uuid.uuid4()),
             name=name,
@@ -203,7 +186,7 @@ class ImsBackend:
             seq=self._next_seq(),
         )
         self._images[image.id] = image
-        if job.mode == "immediate" or (job.mode == "duration" and job.after <= 0):
+        if job.timeline.final_at_start():
             self._finish(image)
         return image
 
@@ -211,7 +194,7 @@ class ImsBackend:
         job = image.job
         if job is None or image.status in FINAL:
             return
-        image.status = job.outcome
+        image.status = job.timeline.outcome
         image.updated_at = self._cloud.now()
         volume = self._cloud.evs._volumes.get(job.volume_id)
         if volume is not None and volume.status == "uploading":
@@ -220,28 +203,22 @@ class ImsBackend:
 
     def poll(self, image: Image) -> None:
         """Count one read of `image` (polls mode)."""
-        job = image.job
-        if job is None or job.mode != "polls" or image.status in FINAL:
-            return
-        job.polls += 1
-        if job.polls > job.after:
-            self._finish(image)
-        elif job.polls > 1:
-            image.status = "saving"
+        if image.job is not None and image.status not in FINAL:
+            self._advance(image, image.job.timeline.poll())
 
     def sweep(self) -> None:
         """Apply the fake clock to images in duration mode."""
         with self._cloud.lock:
             now = self._cloud.now()
             for image in self._images.values():
-                job = image.job
-                if job is None or job.mode != "duration" or image.status in FINAL:
-                    continue
-                elapsed = (now - job.started_at).total_seconds()
-                if elapsed >= job.after:
-                    self._finish(image)
-                elif elapsed > 0:
-                    image.status = "saving"
+                if image.job is not None and image.status not in FINAL:
+                    self._advance(image, image.job.timeline.at(now))
+
+    def _advance(self, image: Image, transition: Transition) -> None:
+        if transition == FINISH:
+            self._finish(image)
+        elif transition == RUN:
+            image.status = "saving"
 
     def image_dict(self, image: Image) -> dict[str, Any]:
         """The JSON view of an image as IMS lists it (tags as `key.value` strings)."""
