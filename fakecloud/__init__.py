@@ -1,5 +1,11 @@
 """A moto-like fake of the Huawei Cloud APIs the function uses (EVS, ECS, IMS, SMN, FunctionGraph).
 
+Layout: one package per service (`evs`, `ecs`, `ims`, `smn`, `functiongraph`) with `models`
+(state and rules), `routes` (HTTP handlers and the route table, each route naming its IAM
+action) and `errors`; `services` lists them; `backends` keys every backend by service, region
+and project; `core` is the one dispatch path; `control` the `/_fake/` route table;
+`snapshot` the seed and state JSON; `progress` the transitions of asynchronous work.
+
 In process: `with mock_cloud(ak=..., sk=..., project_id=...) as cloud:` routes the service
 endpoints through `responses`. Over HTTP: `serve(cloud)` or `python -m fakecloud`.
 Every request's SDK-HMAC-SHA256 signature is checked; the fake never imports the function.
@@ -13,7 +19,7 @@ means not stopping. `EcsBackend.stop_server(server_id, after)` and `POST
 stop that fails, ACTIVE forever). Image tags IMS would refuse (more than 10, key > 36 or
 value > 43 characters) make the seed fail.
 
-Regions (fakecloud.imscopy, PLATFORM.md 10.8): the home region serves every service; IMS
+Regions (fakecloud.ims.copy_models, PLATFORM.md 10.8): the home region serves every service; IMS
 also runs in regions added by `cloud.add_region(region, project_id, project_name=None)` (the
 name defaults to the region ID), `POST /_fake/regions` `{"region", "project_id",
 "project_name"?}`, or the seed key `"regions": {"cn-east-3": {"project_id": "...",
@@ -35,7 +41,7 @@ IAM (fakecloud.iam, PLATFORM.md 10.6), off by default: `FakeCloud(iam_policy=doc
 `cloud.set_iam_policy(doc | None)`, `POST /_fake/iam` (body = doc), `DELETE /_fake/iam`,
 `GET /_fake/iam`, or `python -m fakecloud --iam-policy FILE` enforce a custom policy
 `{"Version": "1.1", "Statement": [{"Effect": "Allow"|"Deny", "Action": [...]}]}`: a signed
-request whose action (`fakecloud.iam.ACTIONS`, one per route) it does not allow gets 403
+request whose action (named by its route, `fakecloud.iam.ACTIONS`) it does not allow gets 403
 "Policy doesn't allow <action> to be performed." in the service's error body.
 """
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from fakecloud import control, iam, snapshot
-from fakecloud.auth import AuthError, verify
+from fakecloud import control, gateway, iam, snapshot
 from fakecloud.backends import GLOBAL, Backends
 from fakecloud.base import ApiError, Reply, Request, Route, json_reply, utc
 from fakecloud.ecs.models import EcsBackend
@@ -316,49 +315,17 @@ class FakeCloud:
     def _serve(
         self, req: Request, service: str, target: tuple[Route, re.Match[str]] | None
     ) -> Reply:
+        """The gateway's checks (fakecloud.gateway), then the timed state, then the handler."""
         if target is None:
-            body = {
-                "error_code": "APIGW.0101",
-                "error_msg": "The API does not exist or has not been published in the environment",
-                "request_id": req.request_id,
-            }
-            return json_reply(404, body, req)
+            return gateway.no_such_api(req)
         row, m = target
-        try:
-            verify(
-                req.method,
-                req.raw_path,
-                req.query_pairs,
-                req.headers,
-                req.body,
-                credentials={self.ak: self.sk},
-                now=self.now(),
-                security_token=self.security_token,
-            )
-            if "project" not in m.groupdict() and "x-project-id" not in req.headers:
-                raise AuthError("X-Project-Id is required when the path has no project")
-        except AuthError as exc:
-            body = {
-                "error_code": "APIGW.0301",
-                "error_msg": f"Incorrect IAM authentication information: {exc}",
-                "request_id": req.request_id,
-            }
-            return json_reply(401, body, req)
-        header_project = req.headers.get("x-project-id")
-        path_project = m.groupdict().get("project")
-        region_project = self._projects[req.region or self.region]
-        for project in (header_project, path_project):
-            if project is not None and project.strip() != region_project:
-                body = {
-                    "error_code": "Common.0018",
-                    "error_msg": f"The project {project.strip()} does not match the token's"
-                    " project.",
-                }
-                return json_reply(400, body, req)
-        policy = self.iam_policy
-        # After the signature and project checks (PLATFORM.md 10.6).
-        if policy is not None and not policy.allows(row.action):
-            return json_reply(403, iam.denied_body(service, row.action, req.request_id), req)
+        refusal = (
+            gateway.authenticate(self, req, m)
+            or gateway.check_project(req, m, self._projects[req.region or self.region])
+            or gateway.authorize(self, req, service, row)
+        )
+        if refusal is not None:
+            return refusal
         self.sweep()
         try:
             return row.handler(self, req, m)

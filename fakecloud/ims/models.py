@@ -1,7 +1,8 @@
 """IMS state: private images, export progress (immediate, after N polls, after a duration), tags.
 
 One ImsBackend per region and project: `cloud.ims` is the home region's; `cloud.add_region`
-adds others (fakecloud.ims.copy_models replicates images between them).
+adds others (fakecloud.ims.copy_models replicates images between them). Exports advance by
+the transitions of fakecloud.progress.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Image:
     min_disk: int = 0
     protected: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-    # Member project ID -> status ("pending" until the member accepts; fakecloud.imscopy).
+    # Member project ID -> status ("pending" until the member accepts; fakecloud.ims.copy_models).
     members: dict[str, str] = field(default_factory=dict)
     job: ExportJob | None = field(default=None, repr=False, compare=False)
     seq: int = field(default=0, repr=False, compare=False)
