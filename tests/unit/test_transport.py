@@ -113,3 +113,31 @@ def test_headers_case_insensitive() -> None:
     assert resp.header("RETRY-AFTER") == "3"
     assert resp.header("missing") is None
     assert HttpResponse(200, {}, b"").request_id is None
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("GET", b""), ("POST", b'{"a": 1}'), ("DELETE", b""), ("POST", b"")],
+    ids=["get", "post", "delete", "post-empty"],
+)
+def test_lean_request_matches_what_a_session_prepares(method: str, body: bytes) -> None:
+    """The request built for the adapter carries what ``Session.prepare_request`` would:
+    the same method, URL, headers (session defaults, ours, Content-Length) and body."""
+    transport = RequestsTransport()
+    headers = {"X-Project-Id": "p", "User-Agent": "evs-export/0.1", "Content-Type": "a/b"}
+    url = URL + "?limit=10&marker=x~y%2Fz&name=a%20b"
+    ours = transport._prepare(method, url, headers, body)
+    with requests.Session() as session:
+        session.trust_env = False
+        theirs = session.prepare_request(
+            requests.Request(method, url, headers=headers, data=body or None)
+        )
+    assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+    assert dict(ours.headers) == dict(theirs.headers)
+
+
+def test_non_http_url_still_mapped() -> None:
+    """A URL the lean path does not take (no http(s) scheme) fails as InvalidURL."""
+    with pytest.raises(TransportError) as info:
+        RequestsTransport().send("GET", "evs.example.com/v2", {}, b"", TIMEOUT)
+    assert info.value.code == "InvalidURL"
