@@ -79,14 +79,18 @@ env = {k: v for k, v in os.environ.items() if not k.startswith("FANOUT_")}
 rss_before = vm("VmRSS")
 if trace:
     tracemalloc.start()
+import resource
 c0 = time.process_time()
+s0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
 t0 = time.perf_counter()
 result = invoke(event, None, env=env)
 wall = time.perf_counter() - t0
 cpu = time.process_time() - c0
+sys_s = resource.getrusage(resource.RUSAGE_SELF).ru_stime - s0
 heap_peak = tracemalloc.get_traced_memory()[1] if trace else None
 print("FANOUT " + json.dumps({
-    "wall_s": wall, "cpu_s": cpu, "rss_before_kb": rss_before, "hwm_kb": vm("VmHWM"),
+    "wall_s": wall, "cpu_s": cpu, "sys_s": sys_s, "rss_before_kb": rss_before,
+    "hwm_kb": vm("VmHWM"),
     "heap_peak_kb": heap_peak // 1024 if heap_peak is not None else None,
     "summary": result.get("summary"), "message": result.get("message"),
 }), flush=True)
@@ -136,6 +140,7 @@ class Run:
     kinds: Counter[str] = field(default_factory=Counter)
     heap_peak_kb: int | None = None
     cpu_s: float = 0.0  # the child's process CPU over the invocation (the fake excluded)
+    sys_s: float = 0.0  # of which in the kernel
 
 
 @dataclass
@@ -308,6 +313,7 @@ def one_run(
         kinds=Counter(kind(r.method, r.path) for r in seen),
         heap_peak_kb=data["heap_peak_kb"],
         cpu_s=data["cpu_s"],
+        sys_s=data["sys_s"],
     )
 
 
@@ -392,7 +398,13 @@ def report(res: FanoutResult, when: datetime) -> str:
         f"| wall time of the invocation | **{wall:.2f} s** ({low:.2f}–{high:.2f}) |",
         f"| physical limit, 2 requests per volume (export + provenance tag): "
         f"2 × {res.volumes} × {ms:.0f} ms / {res.concurrency} | {limit2:.3f} s |",
-        f"| ratio to that limit (the one that applies) | **{ratio(wall, limit2)}** |",
+        f"| ratio to that limit (the one that applies; goal ≤ 1.3) | **{ratio(wall, limit2)}** |",
+        f"| function CPU per volume (the child's `time.process_time()` over the invocation; "
+        f"the fake runs in this process, so none of its CPU is counted; goal ≤ 1.8 ms) | "
+        f"**{res.median('cpu_s') * 1000 / res.volumes:.2f} ms** "
+        f"({res.spread('cpu_s')[0] * 1000 / res.volumes:.2f}–"
+        f"{res.spread('cpu_s')[1] * 1000 / res.volumes:.2f}; of which in the kernel "
+        f"{res.median('sys_s') * 1000 / res.volumes:.2f} ms) |",
         f"| (limit for 1 request per volume, before provenance tags) | {limit1:.3f} s "
         f"(ratio {ratio(wall, limit1)}) |",
         f"| requests the fake received per selected volume (goal ≤ 2.1) | "
@@ -412,7 +424,8 @@ def report(res: FanoutResult, when: datetime) -> str:
         *(
             [
                 f"| the same run without the latency fault (CPU cost of both sides on this "
-                f"machine, the fake included) | {res.floor.wall_s:.2f} s |"
+                f"machine, the fake included) | {res.floor.wall_s:.2f} s (function CPU "
+                f"{res.floor.cpu_s * 1000 / res.volumes:.2f} ms per volume) |"
             ]
             if res.floor is not None
             else []

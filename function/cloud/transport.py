@@ -13,6 +13,7 @@ from function.errors import TransportError
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
+    from requests.adapters import HTTPAdapter
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,9 @@ class RequestsTransport:
 
     def __init__(self, pool_size: int = 16) -> None:
         import requests
-        from requests.adapters import HTTPAdapter
 
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+        adapter = _lean_adapter()(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.trust_env = False
@@ -110,7 +110,11 @@ class RequestsTransport:
                     allow_redirects=False,
                     verify=True,
                 )
-            content = resp.content
+            if not getattr(resp, "_content_consumed", True) and resp.raw is not None:
+                # One read of the whole body, instead of Response.content's chunked loop.
+                content: bytes = resp.raw.read(decode_content=True) or b""
+            else:
+                content = resp.content
         except requests.exceptions.ConnectTimeout:
             raise TransportError(
                 "ConnectTimeout", "could not connect in time", maybe_sent=False
@@ -161,6 +165,29 @@ class RequestsTransport:
         prepared.body = body or None
         prepared.hooks = {"response": []}
         return prepared
+
+
+def _lean_adapter() -> type[HTTPAdapter]:
+    """``HTTPAdapter`` whose responses skip what this client never reads: the cookie jar
+    (no cloud API sets cookies, and none are sent) and the text encoding (bodies are
+    parsed as JSON bytes). ``send`` stays the library's own, so mocks that patch it work."""
+    from requests import Response
+    from requests.adapters import HTTPAdapter
+    from requests.structures import CaseInsensitiveDict
+
+    class LeanAdapter(HTTPAdapter):
+        def build_response(self, req: PreparedRequest, resp: Any) -> Response:
+            response = Response()
+            response.status_code = resp.status
+            response.headers = CaseInsensitiveDict(resp.headers)
+            response.raw = resp
+            response.reason = resp.reason
+            response.url = req.url or ""
+            response.request = req
+            response.connection = self
+            return response
+
+    return LeanAdapter
 
 
 def _never_connected(exc: BaseException) -> bool:
