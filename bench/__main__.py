@@ -18,6 +18,7 @@ from bench.coldstart import ColdResult, WarmResult, cold_start, warm_overhead
 
 SIDES = {
     "bare": "bare interpreter (baseline)",
+    "floor": "stack floor: requests + structlog + pydantic + Signer, one export",
     "ours_import": "ours, imports only (handler, function.app)",
     "vendor_import": "vendor, imports only (credentials, evs.v2)",
     "ours": "ours, defaults (MAX_REQUESTS_PER_SECOND=10)",
