@@ -19,7 +19,10 @@ from bench import fanout
 
 CHILD = """
 import cProfile, io, json, os, pstats, sys, threading, time
+import handler
 from function import log
+if os.environ.get("FANOUT_VIA_HANDLER") == "1":
+    handler._import_app()  # as handler.handler's cold path does
 from function.app import invoke
 
 event = json.loads(os.environ["FANOUT_EVENT"])
@@ -76,12 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument(
+        "--plain-import",
+        action="store_true",
+        help="import function.app without handler's cold path",
+    )
     parser.add_argument("--callers", default="", help="also print the callers of these entries")
     parser.add_argument("--callees", default="", help="also print what these entries call")
     args = parser.parse_args(argv)
+    via = {} if args.plain_import else {"FANOUT_VIA_HANDLER": "1"}
     with fanout.fake_server() as (cloud, url):
         plain = fanout.child_run(
-            cloud, url, args.volumes, args.concurrency, args.latency, CHILD, {}, echo=False
+            cloud, url, args.volumes, args.concurrency, args.latency, CHILD, via, echo=False
         )
         profiled = fanout.child_run(
             cloud,
@@ -91,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.latency,
             CHILD,
             {
+                **via,
                 "FANOUT_PROFILE": "1",
                 "FANOUT_TOP": str(args.top),
                 "FANOUT_CALLERS": args.callers,
