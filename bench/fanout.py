@@ -439,14 +439,14 @@ def report(res: FanoutResult, when: datetime) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Put ``text`` into ``path`` as the Fan-out section, replacing an earlier one."""
+def write_section(path: Path, text: str, section: str = SECTION) -> None:
+    """Put ``text`` into ``path`` as the ``section`` (Fan-out), replacing an earlier one."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    start = old.find(SECTION + "\n")
+    start = old.find(section + "\n")
     if start == -1:
         new = old.rstrip("\n") + ("\n\n" if old.strip() else "") + text
     else:
-        rest = old.find("\n## ", start + len(SECTION))
+        rest = old.find("\n## ", start + len(section))
         tail = old[rest + 1 :] if rest != -1 else ""
         new = old[:start] + text + ("\n" + tail if tail else "")
     path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
