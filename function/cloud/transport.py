@@ -168,14 +168,57 @@ class RequestsTransport:
 
 
 def _lean_adapter() -> type[HTTPAdapter]:
-    """``HTTPAdapter`` whose responses skip what this client never reads: the cookie jar
-    (no cloud API sets cookies, and none are sent) and the text encoding (bodies are
-    parsed as JSON bytes). ``send`` stays the library's own, so mocks that patch it work."""
+    """``HTTPAdapter`` without the per-request work a few signed endpoints never need.
+
+    Responses skip the cookie jar (no cloud API sets cookies, and none are sent) and the
+    text encoding (bodies are parsed as JSON bytes). Without a proxy, the connection pool of
+    an origin is looked up once and kept until the adapter closes (one per endpoint: a
+    handful), and the request target is cut from the URL instead of re-parsed.
+    ``send`` stays the library's own, so mocks that patch it work.
+    """
     from requests import Response
     from requests.adapters import HTTPAdapter
     from requests.structures import CaseInsensitiveDict
 
     class LeanAdapter(HTTPAdapter):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pools: dict[tuple[str, bool | str], Any] = {}
+
+        def get_connection_with_tls_context(
+            self,
+            request: PreparedRequest,
+            verify: Any,
+            proxies: Any = None,
+            cert: Any = None,
+        ) -> Any:
+            url = request.url
+            plain = isinstance(url, str) and not proxies and cert is None
+            origin = _origin(url) if plain and isinstance(url, str) else None
+            if origin is None or not isinstance(verify, (bool, str)):
+                return super().get_connection_with_tls_context(request, verify, proxies, cert)
+            key = (origin, verify)
+            pool = self._pools.get(key)
+            if pool is None or pool.pool is None:  # pool.pool is None once it is closed
+                pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+                self._pools[key] = pool
+            return pool
+
+        def close(self) -> None:
+            """Close the kept pools too (the pool manager only forgets its own)."""
+            pools, self._pools = list(self._pools.values()), {}
+            for pool in pools:
+                pool.close()
+            super().close()
+
+        def request_url(self, request: PreparedRequest, proxies: Any) -> str:
+            url = request.url
+            if not proxies and isinstance(url, str):
+                target = _target(url)
+                if target is not None:
+                    return target
+            return super().request_url(request, proxies)
+
         def build_response(self, req: PreparedRequest, resp: Any) -> Response:
             response = Response()
             response.status_code = resp.status
@@ -188,6 +231,28 @@ def _lean_adapter() -> type[HTTPAdapter]:
             return response
 
     return LeanAdapter
+
+
+def _origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an absolute http(s) URL without user info, else None."""
+    if not url.startswith(("https://", "http://")):
+        return None
+    start = url.index("//") + 2
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i != -1]
+    origin = url[: min(ends)] if ends else url
+    return None if "@" in origin else origin
+
+
+def _target(url: str) -> str | None:
+    """The request target (path and query) of an absolute http(s) URL, as
+    ``PreparedRequest.path_url`` gives it; None when the URL holds a fragment."""
+    origin = _origin(url)
+    if origin is None or "#" in url:
+        return None
+    rest = url[len(origin) :]
+    if rest.startswith("?"):
+        return "/" + rest
+    return rest or "/"
 
 
 def _never_connected(exc: BaseException) -> bool:
