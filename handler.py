@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import traceback
 import uuid
 from datetime import datetime, timezone
@@ -32,6 +33,8 @@ def _import_app() -> None:
     the import those objects are moved out of the collector's generations (``gc.freeze``),
     so later collections, warm invocations' included, no longer walk them either.
     """
+    if "function.app" in sys.modules:  # imported already (a test, a second cold flag)
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -22,8 +23,12 @@ def restore_gc() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])
-def test_import_app_restores_the_collector(restore_gc: None, enabled: bool) -> None:
+def test_import_app_restores_the_collector(
+    restore_gc: None, enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After the cold import the collector is as it was, and the imported objects are frozen."""
+    monkeypatch.delitem(sys.modules, "function.app", raising=False)  # as in a fresh process
+    gc.unfreeze()
     if enabled:
         gc.enable()
     else:
@@ -31,6 +36,18 @@ def test_import_app_restores_the_collector(restore_gc: None, enabled: bool) -> N
     handler._import_app()
     assert gc.isenabled() is enabled
     assert gc.get_freeze_count() > 0
+    assert "function.app" in sys.modules
+
+
+def test_import_app_does_nothing_once_imported(restore_gc: None) -> None:
+    """With the function imported already, nothing is paused or frozen."""
+    import function.app  # noqa: F401
+
+    gc.unfreeze()
+    gc.enable()
+    handler._import_app()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
 
 
 def test_cold_call_returns_a_result_and_leaves_gc_on(
