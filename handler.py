@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 import traceback
 import uuid
 from datetime import datetime, timezone
@@ -14,11 +16,33 @@ _COLD = [True]
 def handler(event: Any, context: Any) -> dict[str, Any]:
     cold, _COLD[0] = _COLD[0], False
     try:
+        if cold:
+            _import_app()
         from function.app import invoke
 
         return invoke(event, context, cold_start=cold)
     except Exception as exc:  # the last line of defence: report, never raise
         return _crash_result(exc)
+
+
+def _import_app() -> None:
+    """The first import of the function, without the cyclic garbage collector.
+
+    Imports allocate only long-lived objects (modules, classes, functions), yet they set off
+    collections that walk everything allocated so far (about a tenth of a cold start). After
+    the import those objects are moved out of the collector's generations (``gc.freeze``),
+    so later collections, warm invocations' included, no longer walk them either.
+    """
+    if "function.app" in sys.modules:  # imported already (a test, a second cold flag)
+        return
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import function.app  # noqa: F401
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def _crash_result(exc: Exception) -> dict[str, Any]:

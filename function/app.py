@@ -114,7 +114,8 @@ def handle(
     if notes:
         result["message"] = "; ".join(notes)
     log.info("invocation summary", summary=summary, notes=notes or None)
-    result = logging_setup.REDACTOR.mask(result)
+    # The events were masked above; the rest of the result is masked here, once.
+    result = {k: v if k == "results" else logging_setup.REDACTOR.mask(v) for k, v in result.items()}
     return work.respond(result) if work.respond is not None else result
 
 

@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, MutableMapping
+from functools import lru_cache
 from typing import Any, TextIO
 
 import structlog
@@ -19,7 +20,14 @@ _SECRET_KEYS = re.compile(
 _AUTH_VALUE = re.compile(
     r"(SDK-HMAC-SHA256\s+Access=[^,\s]+,\s*SignedHeaders=[^,\s]+,\s*Signature=)[0-9a-fA-F]+"
 )
+_AUTH_SCHEME = "SDK-HMAC-SHA256"  # every _AUTH_VALUE match holds it
 REDACTED = "***"
+
+
+@lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    """Whether a key names a secret (log keys are few: the answer is remembered)."""
+    return _SECRET_KEYS.search(key) is not None
 
 
 class Redactor:
@@ -57,14 +65,12 @@ class Redactor:
             for secret in self._values:
                 if secret in value:
                     value = value.replace(secret, REDACTED)
+            if _AUTH_SCHEME not in value:
+                return value
             return _AUTH_VALUE.sub(rf"\g<1>{REDACTED}", value)
         if isinstance(value, dict):
             return {
-                k: (
-                    REDACTED
-                    if isinstance(k, str) and _SECRET_KEYS.search(k) and v
-                    else self.scrub(v)
-                )
+                k: (REDACTED if isinstance(k, str) and _secret_key(k) and v else self.scrub(v))
                 for k, v in value.items()
             }
         if isinstance(value, (list, tuple)):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
@@ -39,6 +40,12 @@ class _Keys:
         self.sk = sk
 
 
+@lru_cache(maxsize=64)
+def _split(base_url: str) -> SplitResult:
+    """An endpoint's parts (a handful of endpoints, parsed once each)."""
+    return urlsplit(base_url)
+
+
 def sign_request(
     method: str,
     base_url: str,
@@ -52,7 +59,7 @@ def sign_request(
     user_agent: str | None = USER_AGENT,
 ) -> SignedRequest:
     """Sign one request; ``X-Project-Id`` always, ``X-Security-Token`` when there is one."""
-    parts = urlsplit(base_url)
+    parts = _split(base_url)
     headers = {
         "Content-Type": CONTENT_TYPE,
         "X-Project-Id": project_id,

@@ -210,3 +210,41 @@ def test_redactor_scrub_is_pure() -> None:
     data = {"a": [SECRET], "token": "t0k3n"}
     assert redactor.scrub(data) == {"a": ["***"], "token": "***"}
     assert data == {"a": [SECRET], "token": "t0k3n"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain text",
+        AUTH,
+        f"header was {AUTH} then more",
+        "sdk-hmac-sha256 Access=AK, SignedHeaders=a, Signature=abcdef",  # not the scheme
+        "SDK-HMAC-SHA256 without the rest",
+        "",
+    ],
+)
+def test_scrub_string_matches_the_auth_pattern(text: str) -> None:
+    """The scheme check before the regex changes nothing: scrub equals the pattern's result."""
+    redactor = log.Redactor()
+    expected = log._AUTH_VALUE.sub(rf"\g<1>{log.REDACTED}", text)
+    assert redactor.scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("sk", True),
+        ("X-Security-Token", True),
+        ("client_secret", True),
+        ("Authorization", True),
+        ("volume_id", False),
+        ("tokens", False),
+        ("desk", False),
+    ],
+)
+def test_secret_keys_masked_on_every_call(key: str, secret: bool) -> None:
+    """A secret-named key is masked the first time and every time after (remembered answer)."""
+    redactor = log.Redactor()
+    for _ in range(3):
+        out = redactor.scrub({key: "value-1234"})
+        assert (out[key] == log.REDACTED) is secret

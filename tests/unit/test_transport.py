@@ -113,3 +113,76 @@ def test_headers_case_insensitive() -> None:
     assert resp.header("RETRY-AFTER") == "3"
     assert resp.header("missing") is None
     assert HttpResponse(200, {}, b"").request_id is None
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("GET", b""), ("POST", b'{"a": 1}'), ("DELETE", b""), ("POST", b"")],
+    ids=["get", "post", "delete", "post-empty"],
+)
+def test_lean_request_matches_what_a_session_prepares(method: str, body: bytes) -> None:
+    """The request built for the adapter carries what ``Session.prepare_request`` would:
+    the same method, URL, headers (session defaults, ours, Content-Length) and body."""
+    transport = RequestsTransport()
+    headers = {"X-Project-Id": "p", "User-Agent": "evs-export/0.1", "Content-Type": "a/b"}
+    url = URL + "?limit=10&marker=x~y%2Fz&name=a%20b"
+    ours = transport._prepare(method, url, headers, body)
+    with requests.Session() as session:
+        session.trust_env = False
+        theirs = session.prepare_request(
+            requests.Request(method, url, headers=headers, data=body or None)
+        )
+    assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+    assert dict(ours.headers) == dict(theirs.headers)
+
+
+def test_non_http_url_still_mapped() -> None:
+    """A URL the lean path does not take (no http(s) scheme) fails as InvalidURL."""
+    with pytest.raises(TransportError) as info:
+        RequestsTransport().send("GET", "evs.example.com/v2", {}, b"", TIMEOUT)
+    assert info.value.code == "InvalidURL"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evs.example.com/v2/p/volumes/v/action",
+        "https://evs.example.com:8443/v2/p/cloudvolumes/detail?limit=10&marker=x~y%2Fz",
+        "http://127.0.0.1:8080",
+        "http://127.0.0.1:8080?a=b",
+        "https://ims.example.com/v2/cloudimages?__imagetype=private&name=a%20b",
+    ],
+)
+def test_request_target_as_requests_computes_it(url: str) -> None:
+    """The adapter's request target equals ``PreparedRequest.path_url`` without a proxy."""
+    from function.cloud.transport import _target
+
+    prepared = requests.Request("GET", url).prepare()
+    assert _target(url) == prepared.path_url
+
+
+def test_origin_left_to_requests_when_unusual() -> None:
+    """User info, fragments and other schemes take requests' own path."""
+    from function.cloud.transport import _origin, _target
+
+    assert _origin("https://u:p@evs.example.com/x") is None
+    assert _origin("ftp://evs.example.com/x") is None
+    assert _target("https://evs.example.com/x#frag") is None
+    assert _origin("https://evs.example.com:443/x?y") == "https://evs.example.com:443"
+
+
+def test_pool_kept_per_origin_until_closed() -> None:
+    """One pool per origin is reused; once the adapter closes, a new open one is taken."""
+    transport = RequestsTransport()
+    adapter = transport._adapter
+    first = transport._prepare("GET", URL, {}, b"")
+    second = transport._prepare("POST", URL.replace("/action", "/other"), {}, b"{}")
+    pool = adapter.get_connection_with_tls_context(first, True, {}, None)
+    assert adapter.get_connection_with_tls_context(second, True, {}, None) is pool
+    other = transport._prepare("GET", "https://ims.example.com/v2/cloudimages", {}, b"")
+    assert adapter.get_connection_with_tls_context(other, True, {}, None) is not pool
+    adapter.close()
+    assert getattr(pool, "pool", "missing") is None
+    fresh = adapter.get_connection_with_tls_context(first, True, {}, None)
+    assert fresh is not pool
+    assert getattr(fresh, "pool", None) is not None
