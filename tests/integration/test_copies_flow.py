@@ -283,3 +283,27 @@ def test_share_with_shares_each_active_image_once(dr: Harness) -> None:
     again = dr.run(timer_event(rule, START + timedelta(minutes=5)))
     assert dr.requests("POST", r"/v1/cloudimages/members$") == 1
     assert again.get("sharing", {}).get("shared", 0) == 0
+
+
+def test_a_steady_daily_run_costs_eight_requests_for_its_copy(dr: Harness) -> None:
+    """Once a copy a day is under way, a day's run spends on DR: one job read, one claim,
+    one replication request, one job record, the copy's tag in the target, its done record
+    on the source, one details listing of the images and one tag listing in the target."""
+    dr.cloud.set_progress("immediate")
+    rule = policy()
+    for day in range(3):
+        when = START + timedelta(days=day)
+        dr.clock.set(when)
+        before = len(dr.cloud.requests)
+        dr.run(timer_event(rule, when))
+    base = {"policy": "dr", "select": rule["select"]}
+    last = START + timedelta(days=3)
+    dr.clock.set(last)
+    with_copies = dr.cloud.requests[before:]
+    plain_before = len(dr.cloud.requests)
+    dr.run(timer_event({**base, "image_name": "plain-{time:%Y%m%d}"}, last))
+    plain = dr.cloud.requests[plain_before:]
+    extra = len(with_copies) - len(plain)
+    assert extra == 8
+    assert dr.requests("GET", r"^/v1/[0-9a-f]+/jobs/") == 2
+    assert sum(1 for r in with_copies if r.path.endswith("/cross_region_copy")) == 1
