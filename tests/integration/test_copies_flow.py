@@ -307,3 +307,55 @@ def test_a_steady_daily_run_costs_eight_requests_for_its_copy(dr: Harness) -> No
     assert extra == 8
     assert dr.requests("GET", r"^/v1/[0-9a-f]+/jobs/") == 2
     assert sum(1 for r in with_copies if r.path.endswith("/cross_region_copy")) == 1
+
+
+def test_a_lost_answer_never_starts_a_second_replication(dr: Harness) -> None:
+    """The replication request is processed but its answer is lost: the claim on the source
+    stands, no request is sent again, and the next run finds the copy by name and reports
+    it completed."""
+    from fakecloud import Fault
+
+    image = source_image(dr, 1)
+    dr.cloud.faults.add(Fault(method="POST", path=COPY_POST, reset="after"))
+    first = dr.run(timer_event(policy(), START))
+    assert copy_types(first) == []
+    assert image.tags[copy_key(TARGET)].startswith("claimed.")
+    second = dr.run(timer_event(policy(), START + timedelta(minutes=10)))
+    assert copy_types(second) == ["evs.copy.completed"]
+    assert dr.requests("POST", COPY_POST) == 1
+    [replica] = dr.cloud.ims_in(TARGET).images.values()
+    assert image.tags[copy_key(TARGET)] == f"done.{replica.id}"
+
+
+def test_a_claim_without_a_copy_is_reported_failed_after_the_grace(dr: Harness) -> None:
+    """A request that never arrived leaves a claim and no replica: after an hour it is one
+    evs.copy.failed (CopyNotFound), never a second request."""
+    from fakecloud import Fault
+
+    image = source_image(dr, 1)
+    dr.cloud.faults.add(Fault(method="POST", path=COPY_POST, status=500))
+    dr.run(timer_event(policy(), START))
+    assert image.tags[copy_key(TARGET)].startswith("claimed.")
+    dr.clock.set(START + timedelta(minutes=59))
+    early = dr.run(timer_event(policy(), dr.clock()))
+    assert copy_types(early) == []
+    dr.clock.set(START + timedelta(minutes=61))
+    late = dr.run(timer_event(policy(), dr.clock()))
+    [failed] = of_type(late, "evs.copy.failed")
+    assert failed["data"]["error"]["code"] == "CopyNotFound"
+    assert dr.requests("POST", COPY_POST) == 1
+
+
+def test_refused_for_too_many_tasks_waits_for_a_later_run(dr: Harness) -> None:
+    """IMG.0060 from IMS (replications started elsewhere) starts nothing: the image waits
+    and is started by the next run, with one started event in all."""
+    from fakecloud import Fault
+
+    image = source_image(dr, 1)
+    body = {"error": {"code": "IMG.0060", "message": "The number of tasks exceeds the limit."}}
+    dr.cloud.faults.add(Fault(method="POST", path=COPY_POST, status=400, body=body))
+    first = dr.run(timer_event(policy(), START))
+    assert copy_types(first) == []
+    assert image.tags[copy_key(TARGET)] == "queued"
+    second = dr.run(timer_event(policy(), START + timedelta(minutes=10)))
+    assert copy_types(second) == ["evs.copy.started"]
