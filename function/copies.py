@@ -654,8 +654,11 @@ class CopyRun:
                 self.summary.setdefault(name, _PolicyCopies()).counts["failed"] += 1
             return "failed"
         # The request was made once: report it even if recording the job ID fails (the
-        # claim then stands, and a later run finds the replica by name).
-        self.record(image, target.region, CopyState("job", job_id))
+        # claim then stands, and a later run finds the replica by name). A job ID that would
+        # not fit the tag is not recorded either, for the same reason.
+        running = CopyState("job", job_id)
+        if running.value() != "job":
+            self.record(image, target.region, running)
         self.result.events.append(
             copy_event(
                 self.ctx,

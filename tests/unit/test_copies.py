@@ -258,3 +258,10 @@ def test_ims_endpoint_per_region_and_the_target_client() -> None:
     assert south.settings.endpoint("ims") == "https://ims.cn-south-1.myhuaweicloud.com"
     bad = Settings.from_env({**env, "IMS_ENDPOINT_CN_EAST_3": "ims.example"})
     assert [p.field for p in bad.problems] == ["IMS_ENDPOINT_CN_EAST_3"]
+
+
+def test_a_job_state_without_its_id_is_never_written() -> None:
+    """A job ID too long for the tag renders as a bare ``job`` (the runner then keeps the
+    claim, with its time, instead); one that fits is kept whole."""
+    assert CopyState("job", "j" * 40).value() == "job"
+    assert CopyState("job", "j" * 39).value() == "job." + "j" * 39
