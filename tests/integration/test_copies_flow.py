@@ -359,3 +359,57 @@ def test_refused_for_too_many_tasks_waits_for_a_later_run(dr: Harness) -> None:
     assert image.tags[copy_key(TARGET)] == "queued"
     second = dr.run(timer_event(policy(), START + timedelta(minutes=10)))
     assert copy_types(second) == ["evs.copy.started"]
+
+
+def test_a_redelivered_timer_event_starts_nothing_twice(dr: Harness) -> None:
+    """The same timer event delivered twice starts the copy once: the claim recorded on the
+    source image stops the second delivery."""
+    source_image(dr, 1)
+    event = timer_event(policy(), START)
+    first = dr.run(event)
+    again = dr.run(event)
+    assert copy_types(first) == ["evs.copy.started"]
+    assert "evs.copy.started" not in copy_types(again)
+    assert dr.requests("POST", COPY_POST) == 1
+
+
+def test_two_targets_each_get_a_copy_and_keep_touches_only_the_policys_copies(
+    dr: Harness,
+) -> None:
+    """With cn-east-3 and cn-south-1 as targets, each region gets its own copy and copy-state
+    tag (the source stays within 10 tags), and keep in a target leaves another policy's
+    copies alone."""
+    south_project = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"
+    dr.cloud.add_region("cn-south-1", south_project)
+    others = dr.cloud.ims_in(TARGET).add_image(
+        name="other-policy-copy",
+        created_at=START - timedelta(days=30),
+        tags={
+            "evs-export": "copy",
+            "evs-export-volume": VOLUME_A,
+            "evs-export-policy": "weekly",
+            "evs-export-source-time": "1",
+        },
+    )
+    image = source_image(dr, 2, made=START - timedelta(hours=2))
+    rule = {
+        **policy(keep=1),
+        "copies": [
+            {"region": TARGET, "project_id": TARGET_PROJECT, "keep": 1},
+            {"region": "cn-south-1", "project_id": south_project, "keep": 1},
+        ],
+    }
+    dr.run(timer_event(rule, START))
+    source_image(dr, 1, made=START - timedelta(hours=1))
+    for minutes in (10, 20):
+        dr.run(timer_event(rule, START + timedelta(minutes=minutes)))
+    for region in (TARGET, "cn-south-1"):
+        tagged = [
+            i for i in dr.cloud.ims_in(region).images.values() if i.tags.get(POLICY_KEY) == "dr"
+        ]
+        assert [i.tags["evs-export-source"] for i in tagged] == [
+            "00000000-0000-4000-8000-000000000001"
+        ]
+    assert others.id in dr.cloud.ims_in(TARGET).images
+    assert set(image.tags) >= {copy_key(TARGET), copy_key("cn-south-1")}
+    assert len(image.tags) <= 10
