@@ -817,7 +817,27 @@ def run_copies(
     reported: Sequence[str] = (),
 ) -> None:
     """The copies and sharing of the work's timer policies (see the module's docstring).
-    ``reported``: images reconcile reported in this run (their reported tag is now set)."""
+    ``reported``: images reconcile reported in this run (their reported tag is now set).
+    A bug here never costs the run's exports or reports: it becomes the ``copies`` section's
+    error (what was recorded stays recorded; the next run goes on from there)."""
+    try:
+        _run_copies(work, images, client, ctx, budget, max_workers, result, reported)
+    except Exception as exc:
+        log.exception("copies crashed")
+        error = {"code": "InternalError", "message": f"unexpected {type(exc).__name__}"}
+        result.sections["copies"] = {"error": error}
+
+
+def _run_copies(
+    work: Work,
+    images: list[ManagedImage],
+    client: CloudClient,
+    ctx: EventContext,
+    budget: _Budget,
+    max_workers: int,
+    result: LifecycleResult,
+    reported: Sequence[str],
+) -> None:
     plans = [p for p in work.plans if p.policy and (p.copies or p.share_with)]
     if not plans:
         return

@@ -413,3 +413,23 @@ def test_two_targets_each_get_a_copy_and_keep_touches_only_the_policys_copies(
     assert others.id in dr.cloud.ims_in(TARGET).images
     assert set(image.tags) >= {copy_key(TARGET), copy_key("cn-south-1")}
     assert len(image.tags) <= 10
+
+
+def test_a_crash_in_copies_costs_neither_exports_nor_reports(
+    dr: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error in the copy runner is the copies section's InternalError; the
+    run's export and completion report still come back."""
+    import function.copies as copies
+
+    def boom(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(copies.CopyRun, "follow", boom)
+    dr.cloud.set_progress("immediate")
+    result = dr.run(timer_event(policy(), START))
+    assert result["copies"] == {
+        "error": {"code": "InternalError", "message": "unexpected RuntimeError"}
+    }
+    types = [e["type"] for e in result["results"]]
+    assert "evs.export.accepted" in types and "evs.export.completed" in types
