@@ -87,6 +87,7 @@ def handle(
     events = [outcome_event(ctx, o) for o in outcomes]
     sections: dict[str, Any] = {}
     per_policy: dict[str, dict[str, int]] = {}
+    copies: dict[str, dict[str, Any]] = {}
     if work.tasks:
         from function.lifecycle import run_tasks
 
@@ -95,7 +96,8 @@ def handle(
         notes = [*notes, *life.notes]
         sections.update(life.sections)
         per_policy = life.per_policy
-    events += policy_summaries(work, outcomes, per_policy, ctx, began)
+        copies = life.copies
+    events += policy_summaries(work, outcomes, per_policy, ctx, began, copies)
     # An API may echo what it was sent: no registered secret leaves in a result or delivery.
     events = logging_setup.REDACTOR.mask(events)
     for ev in events:
@@ -323,8 +325,10 @@ def policy_summaries(
     per_policy: Mapping[str, Mapping[str, int]],
     ctx: EventContext,
     began: datetime,
+    copies: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One ``evs.policy.completed`` per timer policy this invocation worked on."""
+    """One ``evs.policy.completed`` per timer policy this invocation worked on (with its
+    disaster-recovery ``copies`` when it has any)."""
     events: list[dict[str, Any]] = []
     for name in timer_policies(work):
         mine = [o for o in outcomes if o.order is None or o.order.policy in (None, name)]
@@ -343,6 +347,7 @@ def policy_summaries(
                 outcomes=[o.kind for o in mine],
                 lifecycle=per_policy.get(name, {}),
                 duration_s=max(0.0, (ctx.now() - began).total_seconds()),
+                copies=(copies or {}).get(name),
             )
         )
     return events

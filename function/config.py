@@ -16,6 +16,7 @@ from function.errors import ConfigError
 
 SERVICES = ("evs", "ims", "ecs", "smn", "functiongraph")
 _REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+REGION_IMS_PREFIX = "IMS_ENDPOINT_"  # + the region ID upper-cased, dashes as underscores
 _PROJECT_RE = re.compile(r"^[0-9a-zA-Z]{1,64}$")
 
 
@@ -50,6 +51,8 @@ class Settings:
     stop_wait_seconds: int = 600
     log_level: str = "INFO"
     problems: tuple[ConfigError, ...] = ()
+    # IMS of other regions (``IMS_ENDPOINT_<REGION>``, e.g. IMS_ENDPOINT_CN_EAST_3), for copies.
+    ims_region_endpoints: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], context: Any = None) -> Settings:
@@ -102,6 +105,29 @@ class Settings:
                 continue
             endpoints[service] = raw.rstrip("/")
 
+        ims_regions: dict[str, str] = {}
+        for name in sorted(env):
+            if not name.startswith(REGION_IMS_PREFIX) or get(name) is None:
+                continue
+            raw = get(name) or ""
+            parts = urlsplit(raw)
+            region_id = name.removeprefix(REGION_IMS_PREFIX).lower().replace("_", "-")
+            if not _REGION_RE.fullmatch(region_id):
+                problems.append(
+                    ConfigError(
+                        name,
+                        f"{name} must name a region, e.g. IMS_ENDPOINT_CN_EAST_3, got {name!r}",
+                    )
+                )
+            elif parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+                problems.append(
+                    ConfigError(
+                        name, f"{name} must be a base URL such as https://host[:port], got {raw!r}"
+                    )
+                )
+            else:
+                ims_regions[region_id] = raw.rstrip("/")
+
         project_id = (
             get("PROJECT_ID")
             or _context_value(context, "getProjectID")
@@ -152,6 +178,7 @@ class Settings:
             stop_wait_seconds=int(number("CTS_STOP_WAIT_SECONDS", 600, 0, 3600, True)),
             log_level=level,
             problems=tuple(problems),
+            ims_region_endpoints=ims_regions,
         )
 
     def endpoint(self, service: str) -> str:

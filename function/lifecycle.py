@@ -541,6 +541,7 @@ class LifecycleResult:
     notes: list[str] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
     per_policy: dict[str, dict[str, int]] = field(default_factory=dict)  # deleted, orphaned, stale
+    copies: dict[str, dict[str, Any]] = field(default_factory=dict)  # per policy (function.copies)
 
 
 class _Budget:
@@ -604,6 +605,10 @@ def run_tasks(
     reported: list[str] = []
     if "reconcile" in work.tasks:
         reported = _reconcile(ims, images, ctx, budget, max_workers, result)
+    if any(plan.copies or plan.share_with for plan in work.plans):
+        from function.copies import run_copies
+
+        run_copies(work, images, client, ctx, budget, max_workers, result, reported)
     if rules:
         vanished = _vanished(client, images, rules, work, budget)
         _retention(ims, images, rules, reported, vanished, ctx, budget, max_workers, result)

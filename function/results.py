@@ -93,6 +93,7 @@ def policy_completed_event(
     outcomes: Sequence[str],
     lifecycle: Mapping[str, int],
     duration_s: float,
+    copies: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``evs.policy.completed``: one per invocation that works on a timer policy, so that
     monitoring can alert on its absence. ``outcomes`` are the kinds of its volumes' outcomes;
@@ -110,6 +111,8 @@ def policy_completed_event(
         "duration_s": round(duration_s, 3),
         "handed_on": counts["deferred"],
     }
+    if copies is not None:  # counts, and per region and volume the newest active copy
+        data["copies"] = dict(copies)
     return cloud_event(ctx, POLICY_COMPLETED, policy, data)
 
 

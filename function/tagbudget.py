@@ -12,10 +12,11 @@ tag                             what                                   written b
 ``evs-export-trigger``          trigger that asked for it              export
 ``evs-export-started``          export start, epoch s; a policy run    export
                                 adds ``-<run trigger time>``
-``evs-export-reported``         completion reported                    reconcile
+``evs-export-reported``         completion reported; with              reconcile;
+                                ``share_with``, ``.shared-<hash>``     sharing
 ``evs-export-orphaned``         orphan reported                        policy run
-``evs-export-copy-1``, ``-2``   cross-region copy state, one per       (reserved for the
-                                target, at most 2 targets              copy feature)
+``evs-export-copy-<region>``    cross-region copy state, one per       copies
+                                target, at most 2 targets              (function.copies)
 ==============================  =====================================  =================
 
 That leaves ``COPY_ROOM`` (1) tag for copied ones. Pure: no requests.

@@ -96,6 +96,21 @@ class PlanRequest:
     exclude: Exclude | None = None
     copy_tags: bool | tuple[str, ...] = False  # True: all of the volume's tags
     policy_rules: PolicyRules | None = None  # retention, orphans, stale alerts (timer)
+    copies: tuple[CopyTarget, ...] = ()  # disaster-recovery copies (function.copies)
+    share_with: tuple[str, ...] = ()  # project IDs its images are shared with
+
+
+@dataclass(frozen=True)
+class CopyTarget:
+    """One region a timer policy's images are replicated to (``copies[]``, function.copies)."""
+
+    region: str
+    project_id: str
+    project_name: str
+    agency_name: str
+    keep: int | None = None
+    rpo: str | None = None  # as written, e.g. "26h"
+    retry_failed: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
@@ -32,7 +33,7 @@ from function.names import check_template
 from function.retention import Orphans, Rules, parse_duration
 from function.runtime import Runtime
 from function.times import parse_time
-from function.work import Exclude, PlanRequest, PolicyRules, Rejection, Work
+from function.work import CopyTarget, Exclude, PlanRequest, PolicyRules, Rejection, Work
 
 NAME = "timer"
 DEFAULT_TEMPLATE = "{policy}-{volume_name}-{time:%Y%m%d-%H%M}"
@@ -112,6 +113,28 @@ class ExcludeRule(BaseModel):
         return value
 
 
+DEFAULT_AGENCY = (
+    "ims_admin_agency"  # copies[].agency_name when not given (docs/disaster-recovery.md)
+)
+MAX_COPY_TARGETS = 2  # one copy-state tag per target (function.tagbudget)
+MAX_SHARES = 256  # projects an image can be shared with (PLATFORM.md 10.8)
+
+
+class CopyRule(BaseModel):
+    """One ``copies[]`` target: a region other than the home one, and its project."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    # At most 20 characters, so the copy-state tag key ``evs-export-copy-<region>`` fits 36.
+    region: StrictStr = Field(pattern=r"^[a-z]{2,}(-[a-z0-9]+)+$", max_length=20)
+    project_id: StrictStr = Field(pattern=r"^[0-9A-Za-z]{1,64}$")
+    project_name: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+    agency_name: StrictStr = Field(default=DEFAULT_AGENCY, min_length=1, max_length=64)
+    keep: int | None = Field(default=None, ge=1, le=1000, strict=True)
+    rpo: Duration | None = None
+    retry_failed: StrictBool = False
+
+
 class Policy(BaseModel):
     """A backup policy; options are sent only when set."""
 
@@ -135,6 +158,27 @@ class Policy(BaseModel):
     exclude: ExcludeRule | None = None
     copy_tags: StrictBool | list[StrictStr] = False
     stale_after: Duration | None = None
+    copies: list[CopyRule] = Field(default_factory=list, max_length=MAX_COPY_TARGETS)
+    share_with: list[StrictStr] = Field(default_factory=list, max_length=MAX_SHARES)
+
+    @field_validator("copies")
+    @classmethod
+    def _distinct_regions(cls, value: list[CopyRule]) -> list[CopyRule]:
+        regions = [c.region for c in value]
+        if len(set(regions)) != len(regions):
+            raise ValueError("must name each region once (one target per region)")
+        return value
+
+    @field_validator("share_with")
+    @classmethod
+    def _projects(cls, value: list[str]) -> list[str]:
+        for i, project in enumerate(value):
+            if not re.fullmatch(r"[0-9a-fA-F]{32}", project):
+                raise ValueError(f"item {i} ({project[:40]!r}) is not a project ID (32 hex digits)")
+        lowered = [p.lower() for p in value]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("must list each project once")
+        return lowered
 
     @field_validator("copy_tags", mode="before")
     @classmethod
@@ -171,6 +215,7 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
     work = Work(NAME, correlation[:128])
     try:
         policy = parse_policy(event.get("user_event"))
+        check_targets(policy, settings)
         when = parse_time(event.get("time"), "time") or runtime.clock()
     except InvalidInput as exc:
         work.items.append(Rejection(None, exc))
@@ -205,6 +250,47 @@ def parse_policy(raw: object) -> Policy:
     return policy
 
 
+def check_targets(policy: Policy, settings: Settings) -> None:
+    """Copies go to other regions than the function's own, and a project is not shared with
+    itself; InvalidInput names the field."""
+    for i, target in enumerate(policy.copies):
+        if settings.region is not None and target.region == settings.region:
+            raise InvalidInput(
+                f"user_event.copies.{i}.region",
+                f"user_event.copies.{i}.region is the function's own region ({settings.region});"
+                " copies go to another region",
+            )
+        if settings.project_id is not None and target.project_id == settings.project_id:
+            raise InvalidInput(
+                f"user_event.copies.{i}.project_id",
+                f"user_event.copies.{i}.project_id is the function's own project; give the"
+                f" project ID of {target.region}",
+            )
+    home = (settings.project_id or "").lower()
+    if home and home in policy.share_with:
+        i = policy.share_with.index(home)
+        raise InvalidInput(
+            f"user_event.share_with.{i}",
+            f"user_event.share_with.{i} is the function's own project; an image is not shared"
+            " with its owner",
+        )
+
+
+def copy_targets(policy: Policy) -> tuple[CopyTarget, ...]:
+    return tuple(
+        CopyTarget(
+            region=c.region,
+            project_id=c.project_id,
+            project_name=c.project_name or c.region,
+            agency_name=c.agency_name,
+            keep=c.keep,
+            rpo=c.rpo,
+            retry_failed=c.retry_failed,
+        )
+        for c in policy.copies
+    )
+
+
 def plan_for(policy: Policy, when: datetime) -> PlanRequest:
     return PlanRequest(
         policy=policy.policy,
@@ -234,6 +320,8 @@ def plan_for(policy: Policy, when: datetime) -> PlanRequest:
             else None,
             stale_after=policy.stale_after,
         ),
+        copies=copy_targets(policy),
+        share_with=tuple(policy.share_with),
     )
 
 

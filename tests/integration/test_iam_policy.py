@@ -37,6 +37,17 @@ POLICY_FILE = Path(__file__).resolve().parents[2] / "deploy" / "iam-policy.json"
 TOPIC = f"urn:smn:{REGION}:{PROJECT}:evs_export_results"
 OLD_IMAGE = "0ld1ma6e-0000-4000-8000-000000000003".replace("0ld1ma6e", "01d1aa6e")
 EXTRA = [f"5{n}369c5d-384d-4e64-b37a-56d898769362" for n in range(4)]
+TARGET = "cn-east-3"
+TARGET_PROJECT = "fedcba9876543210fedcba9876543210"
+SHARE_PROJECT = "abcdef0123456789abcdef0123456789"
+# A policy that copies its newest image to cn-east-3 and shares its images: the first run
+# starts the replication and shares, the second follows the job and tags the copy there.
+DR_POLICY = {
+    "policy": "nightly",
+    "select": {"volume_ids": [LOOSE_VOLUME]},
+    "copies": [{"region": TARGET, "project_id": TARGET_PROJECT, "keep": 1}],
+    "share_with": [SHARE_PROJECT],
+}
 
 
 def load_policy() -> dict[str, Any]:
@@ -62,6 +73,7 @@ def seeded(clock: ManualClock) -> FakeCloud:
     volumes (a selection of more than three is listed, not read one by one) and an old
     image of the nightly policy that retention removes."""
     cloud = new_cloud(clock)
+    cloud.add_region(TARGET, TARGET_PROJECT)
     for n, volume_id in enumerate(EXTRA):
         cloud.evs.add_volume(volume_id, f"bulk-{n}", "available", 10, tags={"backup": "bulk"})
     cloud.evs._volumes[LOOSE_VOLUME].tags["backup"] = "daily"
@@ -132,6 +144,8 @@ def every_path() -> list[tuple[str, object, float]]:
         ("slack-status", slack_event(slack_form(f"status {OLD_IMAGE}")), 900),
         ("cts", cts_event(time=int(NOW.timestamp() * 1000) + 5000), 900),
         ("reconcile", {"action": "reconcile"}, 900),
+        ("timer-copies-share", timer(DR_POLICY), 900),
+        ("timer-copies-follow", timer(DR_POLICY), 900),
         (
             "hand-off",
             {
@@ -194,6 +208,11 @@ def test_every_path_runs_with_the_policy_without_a_403(
     assert any(p.endswith("/invocations-async") for p in paths), "a hand-off ran"
     assert any(r.method == "DELETE" for r in cloud.requests), "retention ran"
     assert cloud.smn.messages
+    assert any(p.endswith("/cross_region_copy") for p in paths), "a replication started"
+    assert any("/jobs/" in p for p in paths), "a replication job was followed"
+    assert any(p == "/v1/cloudimages/members" for p in paths), "images were shared"
+    text = json.dumps(results)
+    assert '"evs.copy.started"' in text and '"evs.copy.completed"' in text
 
 
 @pytest.mark.parametrize("action", actions(load_policy()))
