@@ -49,6 +49,7 @@ import structlog
 from function.cloud.client import CloudClient, is_ambiguous
 from function.cloud.ims import ImsClient
 from function.cloud.imscopy import CopyJob, ImsCopyClient, find_replica, target_client
+from function.concurrency import parallel_map
 from function.errors import ApiError, ConfigError, ExportError, TransportError
 from function.lifecycle import (
     DELETED,
@@ -61,7 +62,6 @@ from function.lifecycle import (
     ManagedImage,
     _Budget,
     _iso,
-    _parallel,
     by_volume,
     parse_resource,
     policy_value,
@@ -702,7 +702,7 @@ class CopyRun:
 
             gone: set[str] = set()
             for replica, done in zip(
-                doomed, _parallel(delete, doomed, self.max_workers), strict=True
+                doomed, parallel_map(delete, doomed, self.max_workers), strict=True
             ):
                 if isinstance(done, ExportError):
                     self.error("delete", done, image_id=replica.id, region=target.region)

@@ -23,13 +23,11 @@ attempts and ambiguity) ends ``deferred`` and ``app.hand_on`` gives it to the co
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +36,7 @@ import structlog
 from function.cloud.client import BACKOFF_CAP, LOOK_MIN_MS, RETRY_AFTER_CAP, is_ambiguous
 from function.cloud.evs import Accepted, EvsClient
 from function.cloud.ims import ImsClient
+from function.concurrency import run_workers
 from function.errors import ApiError, ExportError
 from function.runtime import Runtime
 from function.work import ExportOrder, Outcome
@@ -134,16 +133,7 @@ class Exporter:
         todo = list(orders)
         results: list[Outcome | None] = [None] * len(todo)
         self._queue = deque(_Entry(i, o, o.attempts, o.ambiguous) for i, o in enumerate(todo))
-        workers = min(self.max_workers, len(todo))
-        if workers <= 1:
-            self._work(results)
-        else:
-            base = contextvars.copy_context()  # log keys follow the work into the threads
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for future in [
-                    pool.submit(base.copy().run, self._work, results) for _ in range(workers)
-                ]:
-                    future.result()
+        run_workers(lambda: self._work(results), min(self.max_workers, len(todo)))
         return [r for r in results if r is not None]
 
     def export_ms(self) -> float:

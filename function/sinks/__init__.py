@@ -9,9 +9,7 @@ the sink, and an entry of the return value's ``deliveries.failed``.
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,6 +17,7 @@ import structlog
 
 from function.cloud.client import CloudClient
 from function.cloud.transport import Transport
+from function.concurrency import parallel_map
 from function.config import Settings
 from function.errors import ConfigError, ExportError
 from function.runtime import Runtime
@@ -131,13 +130,7 @@ def deliver_all(
             jobs.append(_Job(sink, list(events), True))
         else:
             jobs.extend(_Job(sink, [event], False) for event in events)
-    results: list[ExportError | None]
-    if len(jobs) <= 1 or max_workers <= 1:
-        results = [_run(job) for job in jobs]
-    else:
-        base = contextvars.copy_context()
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(jobs))) as pool:
-            results = list(pool.map(lambda job: base.copy().run(_run, job), jobs))
+    results = parallel_map(_run, jobs, max_workers)
     delivered = 0
     failed: list[dict[str, Any]] = []
     for job, error in zip(jobs, results, strict=True):
