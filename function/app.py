@@ -14,7 +14,8 @@ from typing import Any
 import structlog
 
 from function import log as logging_setup
-from function.cloud.client import SAFETY_MARGIN_MS, CloudClient
+from function.budget import SAFETY_MARGIN_MS
+from function.cloud.client import CloudClient
 from function.cloud.ecs import EcsClient
 from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient

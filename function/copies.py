@@ -46,6 +46,7 @@ from typing import Any
 
 import structlog
 
+from function.budget import Budget
 from function.cloud.client import CloudClient, is_ambiguous
 from function.cloud.ims import ImsClient
 from function.cloud.imscopy import CopyJob, ImsCopyClient, find_replica, target_client
@@ -60,7 +61,6 @@ from function.lifecycle import (
     VOLUME_KEY,
     LifecycleResult,
     ManagedImage,
-    _Budget,
     _iso,
     by_volume,
     parse_resource,
@@ -373,7 +373,7 @@ class CopyRun:
         images: list[ManagedImage],
         client: CloudClient,
         ctx: EventContext,
-        budget: _Budget,
+        budget: Budget,
         max_workers: int,
         result: LifecycleResult,
     ) -> None:
@@ -811,7 +811,7 @@ def run_copies(
     images: list[ManagedImage],
     client: CloudClient,
     ctx: EventContext,
-    budget: _Budget,
+    budget: Budget,
     max_workers: int,
     result: LifecycleResult,
     reported: Sequence[str] = (),
@@ -833,7 +833,7 @@ def _run_copies(
     images: list[ManagedImage],
     client: CloudClient,
     ctx: EventContext,
-    budget: _Budget,
+    budget: Budget,
     max_workers: int,
     result: LifecycleResult,
     reported: Sequence[str],

@@ -33,7 +33,8 @@ from typing import Any
 
 import structlog
 
-from function.cloud.client import BACKOFF_CAP, LOOK_MIN_MS, RETRY_AFTER_CAP, is_ambiguous
+from function.budget import LOOK_MIN_MS
+from function.cloud.client import BACKOFF_CAP, RETRY_AFTER_CAP, is_ambiguous
 from function.cloud.evs import Accepted, EvsClient
 from function.cloud.ims import ImsClient
 from function.concurrency import run_workers
@@ -147,8 +148,7 @@ class Exporter:
     def covers(self, wait_s: float = 0.0) -> bool:
         """True while the remaining time covers a wait of ``wait_s``, one more export and
         the reserve."""
-        needed = wait_s * 1000 + self.export_ms() + self.reserve.ms()
-        return self.runtime.remaining_ms() > needed
+        return self.runtime.budget.covers(wait_s * 1000 + self.export_ms(), self.reserve.ms())
 
     def covers_another(self) -> bool:
         return self.covers()
@@ -267,7 +267,7 @@ class Exporter:
         """A last look for the image an ambiguous attempt of ``order`` may have made (while
         at least ``LOOK_MIN_MS`` is left): its ``accepted`` outcome when IMS has it. Used
         before an order ends ``failed`` here or because it cannot be handed on."""
-        if self.runtime.remaining_ms() < LOOK_MIN_MS:
+        if not self.runtime.budget.covers(0, LOOK_MIN_MS):
             return None
         try:
             found = self.ims.find_export(order.image_name)

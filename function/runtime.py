@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from function.budget import Budget
+
 DEFAULT_BUDGET_MS = 900_000
 
 
@@ -34,6 +36,11 @@ class Runtime:
     monotonic: Callable[[], float] = time.monotonic  # seconds; what ``sleep`` advances
     new_id: Callable[[], str] = new_uuid
     rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def budget(self) -> Budget:
+        """The invocation's time budget (``function.budget``)."""
+        return Budget(self.remaining_ms)
 
     @classmethod
     def from_context(cls, context: Any, cold_start: bool) -> Runtime:

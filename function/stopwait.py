@@ -75,7 +75,7 @@ def await_stopped(plan: PlanRequest, ecs: EcsClient, runtime: Runtime) -> StopWa
         if left_s <= 0:
             break
         nap = min(interval, left_s)
-        if runtime.remaining_ms() - nap * 1000 < POLL_RESERVE_MS:
+        if not runtime.budget.covers(nap * 1000, POLL_RESERVE_MS):
             break
         runtime.sleep(nap)
         interval = min(POLL_MAX_S, interval * POLL_GROWTH)

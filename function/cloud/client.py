@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+from function.budget import LOOK_MIN_MS, SAFETY_MARGIN_MS
 from function.cloud.signing import sign_request
 from function.cloud.transport import HttpResponse, Transport
 from function.config import Settings
@@ -23,9 +24,7 @@ T = TypeVar("T")
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0
-SAFETY_MARGIN_MS = 3000
 TAG_PAGE = 1000  # the most a resource_instances filter returns per request
-LOOK_MIN_MS = 1000  # a last lookup is tried while at least this much time is left
 
 
 class Limiter:
@@ -216,7 +215,7 @@ class Retrier:
             final: ExportError | None = None
             if tries >= self.max_attempts:
                 final = error
-            elif self.runtime.remaining_ms() - delay * 1000 < margin_ms:
+            elif not self.runtime.budget.covers(delay * 1000, margin_ms):
                 final = BudgetExhausted(
                     f"gave up after {tries} attempt(s): the time budget would not cover a retry "
                     f"({error.message})",
@@ -236,7 +235,7 @@ class Retrier:
     def _last_look(self, ambiguous: bool, before_resend: Callable[[], T | None] | None) -> T | None:
         """Before giving up after an ambiguous last attempt, look once more: the work the
         lost answer was about may have been done."""
-        if not ambiguous or before_resend is None or self.runtime.remaining_ms() < LOOK_MIN_MS:
+        if not ambiguous or before_resend is None or not self.runtime.budget.covers(0, LOOK_MIN_MS):
             return None
         try:
             return before_resend()
@@ -300,7 +299,7 @@ class CloudClient:
             body=raw,
         )
         # Both timeouts together stay within what is left of the budget.
-        budget = max(1.0, self.runtime.remaining_ms() / 1000 - SAFETY_MARGIN_MS / 1000)
+        budget = max(1.0, self.runtime.budget.seconds_left(SAFETY_MARGIN_MS))
         connect_timeout = min(self.settings.connect_timeout, budget / 2)
         read_timeout = min(self.settings.read_timeout, budget - connect_timeout)
         with self.limiter:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from function.cloud.client import SAFETY_MARGIN_MS, CloudClient
+from function.budget import SAFETY_MARGIN_MS
+from function.cloud.client import CloudClient
 
 
 class FunctionGraphClient:

@@ -45,7 +45,6 @@ from function.lifecycle.rules import (
 )
 from function.lifecycle.runner import (
     LifecycleResult,
-    _Budget,
     run_tasks,
 )
 from function.lifecycle.tags import (
@@ -74,7 +73,6 @@ __all__ = [
     "KeepRule",
     "LifecycleResult",
     "ManagedImage",
-    "_Budget",
     "_iso",
     "by_volume",
     "deletions",

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from function.cloud.client import SAFETY_MARGIN_MS, CloudClient
+from function.budget import LIFECYCLE_KEEP_MS, Budget
+from function.cloud.client import CloudClient
 from function.cloud.ims import ImsClient
 from function.concurrency import parallel_map
 from function.errors import ApiError, ExportError
@@ -47,7 +48,6 @@ from function.work import Outcome, Work
 log = structlog.get_logger("evs_export.lifecycle")
 
 VOLUME_READS_MAX = 3  # up to this many volumes are read one by one; more, with one listing
-WRITE_RESERVE_MS = 5000  # kept back after the last lifecycle write, for delivery and return
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -61,16 +61,6 @@ class LifecycleResult:
     sections: dict[str, Any] = field(default_factory=dict)
     per_policy: dict[str, dict[str, int]] = field(default_factory=dict)  # deleted, orphaned, stale
     copies: dict[str, dict[str, Any]] = field(default_factory=dict)  # per policy (function.copies)
-
-
-class _Budget:
-    """Whether the invocation's remaining time still covers one more write."""
-
-    def __init__(self, remaining_ms: Callable[[], int]) -> None:
-        self.remaining_ms = remaining_ms
-
-    def covers(self) -> bool:
-        return self.remaining_ms() > SAFETY_MARGIN_MS + WRITE_RESERVE_MS
 
 
 def run_tasks(
@@ -87,7 +77,7 @@ def run_tasks(
         return result
     try:
         client = connect()
-        if not _Budget(client.runtime.remaining_ms).covers():
+        if not client.runtime.budget.covers(keep_ms=LIFECYCLE_KEEP_MS):
             # The exports and the hand-off came first; the next run picks this up.
             raise ExportError(
                 "BudgetExhausted", "not enough time left in this invocation; the next run does it"
@@ -103,7 +93,7 @@ def run_tasks(
         if any(rule.deletes for rule in rules):
             result.sections["retention"] = section
         return result
-    budget = _Budget(client.runtime.remaining_ms)
+    budget = Budget(client.runtime.remaining_ms, keep_ms=LIFECYCLE_KEEP_MS)
     images = [i for i in (parse_resource(r) for r in listed) if i is not None]
     policies = {rule.policy for rule in rules}
     reconciling = "reconcile" in work.tasks
@@ -151,7 +141,7 @@ def _vanished(
     images: list[ManagedImage],
     rules: list[KeepRule],
     work: Work,
-    budget: _Budget,
+    budget: Budget,
 ) -> set[str]:
     """Source volumes of the policies' images that no longer exist. Volumes this run found
     are not asked about; a few are read one by one (404: gone), more with one listing. A
@@ -192,7 +182,7 @@ def _complete(
     ims: ImsClient,
     images: list[ManagedImage],
     wanted: Callable[[ManagedImage], bool],
-    budget: _Budget,
+    budget: Budget,
     max_workers: int,
 ) -> list[ManagedImage]:
     """Fill in what the tag listing lacks for the images this run works on (times, and a
@@ -227,7 +217,7 @@ def _reconcile(
     ims: ImsClient,
     images: list[ManagedImage],
     ctx: EventContext,
-    budget: _Budget,
+    budget: Budget,
     max_workers: int,
     result: LifecycleResult,
 ) -> list[str]:
@@ -278,7 +268,7 @@ def _retention(
     reported: list[str],
     vanished: set[str],
     ctx: EventContext,
-    budget: _Budget,
+    budget: Budget,
     max_workers: int,
     result: LifecycleResult,
 ) -> None:
@@ -368,7 +358,7 @@ def _orphans(
     rules: list[KeepRule],
     vanished: set[str],
     ctx: EventContext,
-    budget: _Budget,
+    budget: Budget,
     max_workers: int,
     result: LifecycleResult,
 ) -> None:

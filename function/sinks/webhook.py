@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from function.cloud.client import SAFETY_MARGIN_MS, Retrier, parse_retry_after
+from function.budget import SAFETY_MARGIN_MS
+from function.cloud.client import Retrier, parse_retry_after
 from function.cloud.signing import USER_AGENT
 from function.cloud.transport import HttpResponse, Transport
 from function.config import Settings
@@ -63,7 +64,7 @@ def post_with_retries(
     ``headers`` is called per attempt, so signatures and timestamps are fresh."""
 
     def attempt() -> None:
-        remaining = runtime.remaining_ms() / 1000 - SAFETY_MARGIN_MS / 1000
+        remaining = runtime.budget.seconds_left(SAFETY_MARGIN_MS)
         if remaining < MIN_ATTEMPT_S:
             raise BudgetExhausted(f"no time left to deliver to {what}")
         timeout = (min(settings.connect_timeout, remaining), min(SEND_TIMEOUT, remaining))

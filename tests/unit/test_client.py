@@ -9,10 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from function.budget import SAFETY_MARGIN_MS
 from function.cloud.client import (
     BACKOFF_CAP,
     RETRY_AFTER_CAP,
-    SAFETY_MARGIN_MS,
     CloudClient,
     Limiter,
     parse_retry_after,
