@@ -5,11 +5,11 @@ GET, and the images accepted in this run."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from function.cloud.tags import parse_tags
+from function.cloud.ims import ImageRecord
 from function.lifecycle.tags import (
     MARKER_KEY,
     MARKER_VALUE,
@@ -22,20 +22,13 @@ from function.lifecycle.tags import (
     started_value,
     tag_value,
 )
-from function.times import parse_iso
 from function.work import Outcome
 
 
 @dataclass(frozen=True)
-class ManagedImage:
-    """One image from the tag listing (or accepted in this run), with its provenance."""
-
-    id: str
-    name: str
-    status: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
-    tags: Mapping[str, str] = field(default_factory=dict)
+class ManagedImage(ImageRecord):
+    """One image from the tag listing (or accepted in this run), read by its provenance
+    tags."""
 
     @property
     def managed(self) -> bool:
@@ -86,36 +79,12 @@ def _epoch(raw: str) -> datetime | None:
     return None
 
 
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value or len(value) > 64:
-        return None
-    return parse_iso(value)
-
-
 def parse_resource(resource: Mapping[str, Any]) -> ManagedImage | None:
-    """A ``resource_instances`` entry as a ManagedImage (None without an ID).
-
-    The real entry's detail holds only ``status`` (PLATFORM.md 10.2; the docs spell the key
-    ``resource_detail``, the SDK model ``resouce_detail``: both are read). The creation time
-    then comes from the image's own ``evs-export-started`` tag, written with the marker."""
-    detail = resource.get("resource_detail", resource.get("resouce_detail"))
-    detail = detail if isinstance(detail, Mapping) else {}
-    image_id = resource.get("resource_id") or detail.get("id")
-    if not isinstance(image_id, str) or not image_id:
-        return None
-    raw_tags = resource.get("tags")
-    tags = parse_tags(raw_tags) if isinstance(raw_tags, list) else {}
-    name = resource.get("resource_name") or detail.get("name") or ""
-    status = detail.get("status")
-    image = ManagedImage(
-        id=image_id,
-        name=str(name),
-        status=status if isinstance(status, str) else None,
-        created_at=parse_time(detail.get("created_at")),
-        updated_at=parse_time(detail.get("updated_at")),
-        tags=tags,
-    )
-    if image.created_at is None and image.started is not None:
+    """A tag-query entry as a ManagedImage (None without an ID). The tag query gives no
+    times (PLATFORM.md 10.2): the creation time then comes from the image's own
+    ``evs-export-started`` tag, written with the marker."""
+    image = ManagedImage.from_resource(resource)
+    if image is not None and image.created_at is None and image.started is not None:
         return replace(image, created_at=image.started)
     return image
 
@@ -127,16 +96,8 @@ def incomplete(image: ManagedImage) -> bool:
 
 
 def with_detail(image: ManagedImage, detail: Mapping[str, Any]) -> ManagedImage:
-    """``image`` completed from ``GET /v2/images/{id}``: IMS's own status, name and times."""
-    status = detail.get("status")
-    return ManagedImage(
-        id=image.id,
-        name=str(detail.get("name") or "") or image.name,
-        status=status if isinstance(status, str) else image.status,
-        created_at=parse_time(detail.get("created_at")) or image.created_at,
-        updated_at=parse_time(detail.get("updated_at")) or image.updated_at,
-        tags=image.tags,
-    )
+    """``image`` completed from IMS's own view of it (``ImageRecord.with_detail``)."""
+    return image.with_detail(detail)
 
 
 def just_accepted(outcomes: Iterable[Outcome], now: datetime) -> list[ManagedImage]:
