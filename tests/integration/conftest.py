@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-import structlog
 
 from fakecloud import FakeCloud, ManualClock, mock_cloud
 from function import log as logging_setup
@@ -88,10 +87,7 @@ def harness() -> Iterator[Harness]:
     with mock:
         mock.responses.add_passthru(_LOOPBACK)
         yield Harness(cloud, clock, base_env())
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    logging_setup._CONFIGURED.clear()
-    logging_setup.REDACTOR.clear()
+    logging_setup.reset()
 
 
 def export_batch(*volumes: str, prefix: str = "img") -> dict[str, Any]:
