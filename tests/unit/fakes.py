@@ -18,13 +18,13 @@ from function.testing import MockTransport as MockTransport
 from function.testing import ScriptedTransport as ScriptedTransport
 from function.testing import Sent as Sent
 from function.testing import response as response
+from tests.support import AK as AK
+from tests.support import PROJECT as PROJECT
+from tests.support import SK as SK
 
-PROJECT = "0123456789abcdef0123456789abcdef"
 VOLUME = "16369c5d-384d-4e64-b37a-56d898769362"
 VOLUME_2 = "26369c5d-384d-4e64-b37a-56d898769362"
 IMAGE = "c5333daa-fbc8-4d1d-bf79-b0567bb45d15"
-AK = "AKEXAMPLE"
-SK = "SKEXAMPLE-very-secret"
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 

@@ -18,7 +18,7 @@ from fakecloud import FakeCloud, serve
 from fakecloud.base import Handler, Route
 from fakecloud.core import SERVICES
 from fakecloud.iam import ACTIONS, Policy
-from tests.fakecloud.conftest import AK, PROJECT, REGION, SK, Client
+from tests.contract.conftest import AK, PROJECT, REGION, SK, Client
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC = f"urn:smn:{REGION}:{PROJECT}:topic-1"

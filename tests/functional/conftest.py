@@ -20,10 +20,10 @@ from function import log as logging_setup
 from function.app import handle
 from function.config import Settings
 from function.runtime import Runtime
+from tests.support import AK, SK
+from tests.support import PROJECT as PROJECT
+from tests.support import REGION as REGION
 
-AK, SK = "AKINTEGRATION0001", "SK-integration-secret-0001"
-PROJECT = "0123456789abcdef0123456789abcdef"
-REGION = "cn-north-4"
 START = datetime(2025, 3, 1, 1, 0, tzinfo=timezone.utc)
 RESULT_SECRET = "whsec_" + base64.b64encode(b"integration-result-secret-0123").decode()
 TOPIC = f"urn:smn:{REGION}:{PROJECT}:evs_export_results"

@@ -21,7 +21,7 @@ from function.lifecycle import (
 from function.tagbudget import COPY_STATE, MAX_IMAGE_TAGS
 from function.triggers import continuation
 from function.work import ExportOrder, Work
-from tests.integration.conftest import (
+from tests.functional.conftest import (
     RESULT_SECRET,
     START,
     TOPIC,
@@ -30,7 +30,7 @@ from tests.integration.conftest import (
     Harness,
     timer_event,
 )
-from tests.integration.webhook_receiver import Receiver
+from tests.functional.webhook_receiver import Receiver
 
 VOLUME_C = "36369c5d-384d-4e64-b37a-56d898769362"
 SERVER = "46369c5d-384d-4e64-b37a-56d898769362"

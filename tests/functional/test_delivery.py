@@ -11,7 +11,7 @@ from typing import Any
 from fakecloud import Fault
 from function.app import invoke
 from function.signatures import verify_standard_webhook
-from tests.integration.conftest import (
+from tests.functional.conftest import (
     RESULT_SECRET,
     TOPIC,
     VOLUME_A,
@@ -19,7 +19,7 @@ from tests.integration.conftest import (
     Harness,
     export_batch,
 )
-from tests.integration.webhook_receiver import Answer, Receiver
+from tests.functional.webhook_receiver import Answer, Receiver
 
 
 def sinks_env(url: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from fakecloud import FakeCloud, mock_cloud, serve
-from tests.fakecloud.conftest import AK, PROJECT, REGION, SK, Client
+from tests.contract.conftest import AK, PROJECT, REGION, SK, Client
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
-"""Shared pieces of the core integration tests: credentials, the seed's example, a fake
-FunctionGraph context, a cheap runtime, the fake cloud's request log, and ``python -m
-fakecloud`` as a subprocess on 127.0.0.1."""
+"""The harness the functional and end-to-end tiers share, on the keys of ``tests.support``:
+the seed's example, a fake FunctionGraph context, a cheap runtime, the fake cloud's request
+log, and ``python -m fakecloud`` as a subprocess on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ import requests
 
 from fakecloud import FakeCloud, RecordedRequest
 from function.runtime import Runtime
+from tests.support import AK as AK
+from tests.support import PROJECT as PROJECT
+from tests.support import REGION as REGION
+from tests.support import SK as SK
+from tests.support import TOKEN as TOKEN
+from tests.support import WRONG_SK as WRONG_SK
 from tests.support import reset_logging as reset_logging
 
-ROOT = Path(__file__).resolve().parents[2]
-AK = "AKINTEGRATION0001"
-SK = "SKintegrationSecretValue0001"
-WRONG_SK = "SKintegrationWrongValue0002"
-TOKEN = "SecurityTokenIntegration0001xyz"
-PROJECT = "0123456789abcdef0123456789abcdef"
-REGION = "cn-north-4"
+ROOT = Path(__file__).resolve().parents[1]
 VOLUME = "16369c5d-384d-4e64-b37a-56d898769362"  # the seed's example volume
 VOLUME_IN_USE = "0f4c7e2a-9b1d-4c3e-8a6f-2d5b7c9e1a34"
 VOLUME_UNKNOWN = "7a2e9d41-5c83-4f6b-b1e0-93d8c4a5f267"

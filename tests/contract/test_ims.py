@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from fakecloud import FakeCloud, ManualClock
-from tests.fakecloud.conftest import PROJECT, Client
+from tests.contract.conftest import PROJECT, Client
 
 
 def export(client: Client, name: str = "img-1", volume: str = "vol-1") -> str:

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from tests.fakecloud.conftest import PROJECT, REGION, Client
+from tests.contract.conftest import PROJECT, REGION, Client
 
 TOPIC = f"urn:smn:{REGION}:{PROJECT}:evs_export_results"
 FUNCTION = f"urn:fss:{REGION}:{PROJECT}:function:default:evs-export:latest"

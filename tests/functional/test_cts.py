@@ -15,8 +15,8 @@ from function import app
 from function.config import Settings
 from function.stopwait import NOT_STOPPED
 from function.triggers.continuation import KEY
-from tests.integration.conftest import budget_runtime
-from tests.integration.test_triggers import (
+from tests.functional.conftest import budget_runtime
+from tests.functional.test_triggers import (
     AK,
     DATA_DISK,
     NOW,

@@ -18,7 +18,7 @@ from fakecloud.auth import (
     string_to_sign,
     verify,
 )
-from tests.fakecloud.conftest import AK, PROJECT, SK, Client, sign
+from tests.contract.conftest import AK, PROJECT, SK, Client, sign
 
 VECTOR_BODY = json.dumps(
     {

@@ -16,8 +16,8 @@ import pytest
 from fakecloud import FakeCloud, ManualClock, mock_cloud
 from function import app
 from function.config import Settings
-from tests.integration.conftest import budget_runtime
-from tests.integration.test_triggers import (
+from tests.functional.conftest import budget_runtime
+from tests.functional.test_triggers import (
     DATA_DISK,
     LOOSE_VOLUME,
     NOW,

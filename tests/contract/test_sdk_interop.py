@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fakecloud.conftest import AK, PROJECT, REGION, SK, Client
+from tests.contract.conftest import AK, PROJECT, REGION, SK, Client
 
 signer_module = pytest.importorskip("huaweicloudsdkcore.signer.signer")
 sdk_request = pytest.importorskip("huaweicloudsdkcore.sdk_request")

@@ -16,7 +16,7 @@ import pytest
 
 from fakecloud import FakeCloud, ManualClock, RecordedRequest, serve
 from function.signatures import verify_slack, verify_standard_webhook
-from tests.integration.test_triggers import (
+from tests.functional.test_triggers import (
     AK,
     DATA_DISK,
     NOW,

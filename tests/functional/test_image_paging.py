@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.integration.conftest import START, VOLUME_A, VOLUME_B, Harness, export_batch
+from tests.functional.conftest import START, VOLUME_A, VOLUME_B, Harness, export_batch
 
 VOLUME_C = "36369c5d-384d-4e64-b37a-56d898769362"
 VOLUME_D = "46369c5d-384d-4e64-b37a-56d898769362"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakecloud.conftest import PROJECT, Client
+from tests.contract.conftest import PROJECT, Client
 
 
 def test_export_success_shape(client: Client) -> None:

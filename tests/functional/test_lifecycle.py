@@ -8,7 +8,7 @@ from typing import Any
 
 from fakecloud import Image
 from function.lifecycle import MARKER_KEY, POLICY_KEY, REPORTED_KEY, VOLUME_KEY
-from tests.integration.conftest import (
+from tests.functional.conftest import (
     START,
     VOLUME_A,
     VOLUME_B,

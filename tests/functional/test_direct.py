@@ -14,7 +14,7 @@ import handler
 from fakecloud import FakeCloud, Fault, mock_cloud
 from function.app import handle, invoke
 from function.config import Settings
-from tests.integration.helpers_core import (
+from tests.harness import (
     ACTION_KEY,
     AK,
     CONFIG_VARS,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fakecloud import FakeCloud, FakeCloudServer, ManualClock, serve
-from tests.fakecloud.conftest import AK, PROJECT, REGION, SK
+from tests.support import AK, PROJECT, REGION, SK
 
 ims_v2 = pytest.importorskip("huaweicloudsdkims.v2")
 credentials = pytest.importorskip("huaweicloudsdkcore.auth.credentials")

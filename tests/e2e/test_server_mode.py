@@ -10,7 +10,7 @@ import pytest
 
 from function.app import handle, invoke
 from function.config import Settings
-from tests.integration.helpers_core import (
+from tests.harness import (
     AK,
     FAULT_EXPORT_PATH,
     PROJECT,

@@ -14,7 +14,7 @@ from fakecloud.control import ROUTES as CONTROL_ROUTES
 from fakecloud.ims.models import ImsBackend
 from fakecloud.progress import FINISH, RUN, Schedule
 from fakecloud.services import REGISTRY
-from tests.fakecloud.conftest import AK, PROJECT, REGION, SK, START
+from tests.contract.conftest import AK, PROJECT, REGION, SK, START
 
 TARGET, TARGET_PROJECT = "cn-east-3", "fedcba9876543210fedcba9876543210"
 

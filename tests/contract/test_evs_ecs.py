@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.fakecloud.conftest import PROJECT, Client
+from tests.contract.conftest import PROJECT, Client
 
 SEED = {
     "volumes": [

@@ -16,7 +16,7 @@ import responses
 
 import fakecloud
 from fakecloud import FakeCloud, mock_cloud, serve
-from tests.fakecloud.conftest import AK, PROJECT, SK, Client
+from tests.contract.conftest import AK, PROJECT, SK, Client
 
 ROOT = Path(__file__).resolve().parents[2]
 

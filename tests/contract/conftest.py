@@ -14,10 +14,11 @@ import pytest
 import requests
 
 from fakecloud import FakeCloud, ManualClock, mock_cloud, serve
+from tests.support import AK as AK
+from tests.support import PROJECT as PROJECT
+from tests.support import REGION as REGION
+from tests.support import SK as SK
 
-AK, SK = "AKTESTFAKE", "SKTESTFAKE"
-PROJECT = "0123456789abcdef0123456789abcdef"
-REGION = "cn-north-4"
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 

@@ -22,7 +22,7 @@ from huaweicloudsdkevs.v2 import (
 
 from fakecloud import FakeCloud, RecordedRequest, serve
 from function.app import invoke
-from tests.integration.helpers_core import (
+from tests.harness import (
     ACTION_KEY,
     AK,
     CONFIG_VARS,

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from fakecloud import FakeCloud, ManualClock, serve
-from tests.fakecloud.conftest import PROJECT, Client
+from tests.contract.conftest import PROJECT, Client
 
 
 def status(client: Client, server_id: str = "srv-1") -> str:

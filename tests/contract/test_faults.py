@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from fakecloud import FakeCloud, Fault, ManualClock, mock_cloud
-from tests.fakecloud.conftest import PROJECT, Client
+from tests.contract.conftest import AK, PROJECT, SK, Client
 
 
 def test_503_with_retry_after(client: Client) -> None:
@@ -106,7 +106,7 @@ def test_invalid_fault_rejected() -> None:
 
 def test_latency_beyond_timeout_times_out_in_process(clock: ManualClock) -> None:
     """In process, latency past the read timeout processes the request then raises ReadTimeout."""
-    cloud = FakeCloud(ak="AKTESTFAKE", sk="SKTESTFAKE", project_id=PROJECT, clock=clock)
+    cloud = FakeCloud(ak=AK, sk=SK, project_id=PROJECT, clock=clock)
     with mock_cloud(cloud), requests.Session() as session:
         c = Client(cloud, "mock", session)
         cloud.evs.add_volume("vol-1")
