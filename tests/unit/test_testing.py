@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -83,15 +84,20 @@ def test_capture_logs_follows_configure_without_stream() -> None:
     assert [e["message"] for e in events] == ["kept"]
 
 
-def test_reset_clears_what_an_invocation_leaves() -> None:
-    """log.reset() forgets the config, the context keys, the stream and the secrets."""
+def test_reset_clears_what_an_invocation_leaves(capsys: pytest.CaptureFixture[str]) -> None:
+    """log.reset() forgets the config, the context keys, the stream and the secrets: the
+    next configure() logs to stdout again, without the old keys or masks."""
     with capture_logs():
         log.REDACTOR.register(["another-secret"])
         log.start_invocation(request_id="req-1")
     assert structlog.contextvars.get_contextvars() == {}
     assert log.REDACTOR.mask("another-secret") == "another-secret"
     assert not structlog.is_configured()
-    assert log._STREAM == [None]
+    log.configure("INFO")
+    structlog.get_logger().info("after", note="another-secret")
+    line = json.loads(capsys.readouterr().out)
+    assert (line["message"], line["note"]) == ("after", "another-secret")
+    assert "request_id" not in line
 
 
 def test_testing_module_is_not_imported_by_the_function() -> None:
