@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench package clean
+TIERS := unit functional contract e2e resilience
+
+.PHONY: run test lint tests $(TIERS) bench package clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,10 +22,15 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-unit: $(STAMP)
+# One tier: `make unit`, `make functional`, `make contract`, `make e2e`, `make resilience`.
+$(TIERS): $(STAMP)
+	$(PY) -m pytest -q -m $@ tests/$@
+
+# Every tier in one run (a test outside the tier folders fails the collection).
+tests: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint unit
+test: lint tests
 
 bench: $(STAMP)
 	$(PY) -m bench

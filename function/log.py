@@ -153,6 +153,16 @@ def _key_order(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -
     return ordered
 
 
+def reset() -> None:
+    """Logging as a new process has it: no structlog config or context keys, stdout as the
+    stream, no registered secrets (for tests, which share one process; see ``function.testing``)."""
+    structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
+    _STREAM[0] = None
+    _CONFIGURED.clear()
+    REDACTOR.clear()
+
+
 def start_invocation(**keys: Any) -> None:
     """Clear the previous invocation's keys, then bind this one's."""
     structlog.contextvars.clear_contextvars()

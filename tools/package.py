@@ -31,7 +31,7 @@ SKIP_SUFFIXES = (".pyc", ".pyo")
 DEPS_SKIP_TOP = {"bin"}
 # Distributions huaweicloudsdkcore requires for parts of the SDK the function does not use
 # (its client's bson, YAML and multipart support): left out of deps.zip. A test runs every
-# trigger path with these blocked (tests/integration/test_package.py).
+# trigger path with these blocked (tests/e2e/test_package.py).
 UNUSED_TOPS = (
     "pymongo",
     "bson",

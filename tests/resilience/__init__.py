@@ -23,12 +23,12 @@ from fakecloud import FakeCloud, Fault
 from fakecloud.base import Request
 from function import log
 from function.runtime import Runtime
+from tests.support import AK as AK
+from tests.support import PROJECT as PROJECT
+from tests.support import REGION as REGION
+from tests.support import SK as SK
 from tests.support import reset_logging as reset_logging
 
-AK = "AKRESILIENCE0001"
-SK = "SK-resilience-0123456789-do-not-log"
-PROJECT = "0123456789abcdef0123456789abcdef"
-REGION = "cn-north-4"
 TIMER_TIME = "2025-03-01T02:00:00Z"
 EXPORT_PATH = r"^/v2/[^/]+/volumes/(?P<volume>[^/]+)/action$"
 INVOKE_PATH = r"/invocations-async$"

@@ -1,97 +1,31 @@
-"""Small in-process fakes for unit tests: a scripted transport, a fake clock, a reference signer."""
+"""Small in-process fakes for unit tests: a fake clock, a runtime and settings, a reference
+signer; the transports are ``function.testing``'s (re-exported here)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import itertools
-import json
 import random
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, unquote, urlsplit
 
-from function.cloud.transport import HttpResponse
 from function.config import Credentials, Settings
-from function.errors import TransportError
 from function.runtime import Runtime
+from function.testing import MockTransport as MockTransport
+from function.testing import ScriptedTransport as ScriptedTransport
+from function.testing import Sent as Sent
+from function.testing import response as response
+from tests.support import AK as AK
+from tests.support import PROJECT as PROJECT
+from tests.support import SK as SK
 
-PROJECT = "0123456789abcdef0123456789abcdef"
 VOLUME = "16369c5d-384d-4e64-b37a-56d898769362"
 VOLUME_2 = "26369c5d-384d-4e64-b37a-56d898769362"
 IMAGE = "c5333daa-fbc8-4d1d-bf79-b0567bb45d15"
-AK = "AKEXAMPLE"
-SK = "SKEXAMPLE-very-secret"
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
-
-def response(
-    status: int, body: object = None, headers: Mapping[str, str] | None = None
-) -> HttpResponse:
-    """An HttpResponse whose body is ``body`` as JSON (bytes are used as they are)."""
-    raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
-    return HttpResponse(status, dict(headers or {}), raw)
-
-
-@dataclass
-class Sent:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    timeout: tuple[float, float]
-
-
-class ScriptedTransport:
-    """Answers requests from a script; each item is a response to return or an error to raise."""
-
-    def __init__(self, *script: HttpResponse | TransportError) -> None:
-        self.script = list(script)
-        self.sent: list[Sent] = []
-        self._lock = threading.Lock()
-
-    def send(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        timeout: tuple[float, float],
-    ) -> HttpResponse:
-        with self._lock:
-            self.sent.append(Sent(method, url, dict(headers), body, timeout))
-            if not self.script:
-                raise AssertionError(f"unexpected request {method} {url}")
-            item = self.script.pop(0)
-        if isinstance(item, TransportError):
-            raise item
-        return item
-
-
-class RoutedTransport(ScriptedTransport):
-    """Answers each request with ``route(request)``: a response to return or an error to raise."""
-
-    def __init__(self, route: Callable[[Sent], HttpResponse | TransportError]) -> None:
-        super().__init__()
-        self.route = route
-
-    def send(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        timeout: tuple[float, float],
-    ) -> HttpResponse:
-        sent = Sent(method, url, dict(headers), body, timeout)
-        with self._lock:
-            self.sent.append(sent)
-        item = self.route(sent)
-        if isinstance(item, TransportError):
-            raise item
-        return item
 
 
 @dataclass

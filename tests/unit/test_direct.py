@@ -22,7 +22,7 @@ from tests.unit.fakes import (
     SK,
     VOLUME,
     VOLUME_2,
-    RoutedTransport,
+    MockTransport,
     ScriptedTransport,
     Sent,
     make_runtime,
@@ -60,7 +60,7 @@ def is_export(req: Sent) -> bool:
     return req.method == "POST" and path.startswith(f"/v2/{PROJECT}/volumes/")
 
 
-def fake_cloud(export: HttpResponse | None = None) -> RoutedTransport:
+def fake_cloud(export: HttpResponse | None = None) -> MockTransport:
     """IMS lists no image of any name and accepts tags; EVS answers the export with
     ``export`` (or a 202)."""
 
@@ -74,10 +74,10 @@ def fake_cloud(export: HttpResponse | None = None) -> RoutedTransport:
             return response(204)
         raise AssertionError(f"unexpected request {req.method} {req.url}")
 
-    return RoutedTransport(route)
+    return MockTransport(route)
 
 
-def posts(transport: ScriptedTransport) -> list[Sent]:
+def posts(transport: MockTransport) -> list[Sent]:
     """The export requests among everything sent."""
     return [s for s in transport.sent if is_export(s)]
 
@@ -97,8 +97,8 @@ def item(volume_id: str = VOLUME, name: str = "img-1", **options: object) -> dic
 def run(
     event: object,
     settings: Settings | None = None,
-    transport: ScriptedTransport | None = None,
-) -> tuple[dict[str, Any], ScriptedTransport]:
+    transport: MockTransport | None = None,
+) -> tuple[dict[str, Any], MockTransport]:
     """app.handle with fixed runtime and a scripted transport (empty: any request fails)."""
     transport = transport if transport is not None else ScriptedTransport()
     result = app.handle(event, settings or make_settings(), make_runtime(), transport)
