@@ -1,4 +1,4 @@
-"""API Gateway events: decode the envelope once, then hand the request to the Slack or the
+"""API Gateway events: decode the envelope once, then hand the request to the chat (Slack) or the
 webhook trigger by its signature headers and content type."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from function.apig import BODY_TOO_LARGE, decode_apig, is_apig
 from function.config import Settings
 from function.errors import InvalidInput
 from function.runtime import Runtime
-from function.triggers import slack, webhook
+from function.triggers import chat, webhook
 from function.work import Work
 
 NAME = "webhook"
@@ -28,8 +28,8 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
         status = 413 if exc.code == BODY_TOO_LARGE else 400
         work.response = webhook.error_response(status, exc.code, exc.message, exc.field)
         return work
-    if slack.matches(request):
-        return slack.parse(request, settings, runtime)
+    if chat.matches(request):
+        return chat.parse(request, settings, runtime)
     if webhook.matches(request):
         return webhook.parse(request, settings, runtime)
     work = Work(NAME, request.request_id or runtime.request_id)

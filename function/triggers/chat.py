@@ -1,4 +1,4 @@
-"""Slack slash command (APIG, form-encoded, Slack-signed).
+"""The chat trigger: a Slack slash command (APIG, form-encoded, Slack-signed).
 
 Replies within Slack's 3 s: a single volume is exported at once and the reply names the
 image; a server's disks are handed to an asynchronous self-invocation whose outcome goes to
@@ -12,6 +12,7 @@ from typing import Any
 
 from function import chat
 from function.apig import ApigRequest, apig_response
+from function.chat.messages import handoff_message, hint_for, status_message
 from function.config import Settings
 from function.errors import InvalidInput
 from function.model import wire_options
@@ -29,6 +30,7 @@ JOB_KEY = CHAT_JOB_KEY
 
 
 def matches(request: ApigRequest) -> bool:
+    """A Slack request: signed by Slack, or Slack's unsigned ``ssl_check`` probe."""
     return request.header("x-slack-signature") is not None or (
         request.media_type == "application/x-www-form-urlencoded"
         and b"ssl_check=1" in request.raw_body
@@ -36,6 +38,7 @@ def matches(request: ApigRequest) -> bool:
 
 
 def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
+    """The work a slash command asks for, or the reply that answers it at once."""
     work = Work(NAME, (request.request_id or runtime.request_id)[:128])
     if _is_ssl_check(request):
         work.response = apig_response(200, "", {"Content-Type": "text/plain"})
@@ -107,32 +110,9 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     return work
 
 
-def hint_for(command: str) -> str:
-    return f"Type `{command or '/evs-export'} help` for the syntax."
-
-
 def reply(message: dict[str, Any]) -> dict[str, Any]:
+    """A Slack message as the APIG response (always 200)."""
     return apig_response(200, message)
-
-
-def status_message(image_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    image = result.get("image")
-    if not isinstance(image, dict):
-        error = result.get("error") or {}
-        return chat.ephemeral(f"Image {image_id}: {error.get('message', 'not found')}")
-    name, status = image.get("name", ""), image.get("status", "unknown")
-    return chat.ephemeral(f"Image {image_id} ({name}) is {status}.")
-
-
-def handoff_message(server_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    handoff = result.get("handoff") or {}
-    if handoff.get("error"):
-        return chat.ephemeral(
-            f"Could not start the export of server {server_id}: {handoff['error']['message']}"
-        )
-    return chat.ephemeral(
-        f"Exporting every disk of server {server_id}: the results will be posted here when done."
-    )
 
 
 def _is_ssl_check(request: ApigRequest) -> bool:
