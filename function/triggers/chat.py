@@ -10,9 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from function import chat
 from function.apig import ApigRequest, apig_response
-from function.chat.messages import handoff_message, hint_for, status_message
 from function.config import Settings
 from function.errors import InvalidInput
 from function.model import wire_options
@@ -39,6 +37,9 @@ def matches(request: ApigRequest) -> bool:
 
 def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     """The work a slash command asks for, or the reply that answers it at once."""
+    from function import chat
+    from function.chat.messages import handoff_message, hint_for, status_message
+
     work = Work(NAME, (request.request_id or runtime.request_id)[:128])
     if _is_ssl_check(request):
         work.response = apig_response(200, "", {"Content-Type": "text/plain"})
@@ -116,10 +117,12 @@ def reply(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_ssl_check(request: ApigRequest) -> bool:
+    from function.chat.commands import parse_form
+
     if request.media_type != "application/x-www-form-urlencoded":
         return False
     try:
-        return chat.parse_form(request.raw_body).ssl_check
+        return parse_form(request.raw_body).ssl_check
     except InvalidInput:
         return False
 

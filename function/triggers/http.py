@@ -10,17 +10,20 @@ from function.apig import BODY_TOO_LARGE, decode_apig, is_apig
 from function.config import Settings
 from function.errors import InvalidInput
 from function.runtime import Runtime
-from function.triggers import chat, webhook
 from function.work import Work
 
 NAME = "webhook"
 
 
 def matches(event: object) -> bool:
+    """An API Gateway event (``httpMethod`` and ``requestContext``)."""
     return is_apig(event)
 
 
 def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+    """The decoded request handed to the chat or the webhook trigger; 4xx when neither."""
+    from function.triggers import chat, webhook
+
     try:
         request = decode_apig(event)
     except InvalidInput as exc:
