@@ -36,8 +36,9 @@ from typing import Any
 import structlog
 
 from function.cloud.client import BACKOFF_CAP, LOOK_MIN_MS, RETRY_AFTER_CAP, is_ambiguous
-from function.cloud.evs import Accepted, EvsClient
+from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient
+from function.cloud.records import Accepted
 from function.errors import ApiError, ExportError
 from function.runtime import Runtime
 from function.work import ExportOrder, Outcome

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from function.cloud.evs import Accepted
+from function.cloud.records import Accepted
 from function.errors import ExportError
 from function.model import ACTION_KEY
 from function.retention import Orphans, Rules

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from function.cloud.client import CloudClient
-from function.cloud.evs import Accepted
+from function.cloud.records import Accepted
 from function.errors import ApiError
 
 PAGE = 500
