@@ -18,8 +18,9 @@ from function.names import check_template
 from function.runtime import Runtime
 from function.signatures import SignatureError, verify_slack
 from function.triggers import CHAT_JOB_KEY
+from function.triggers.chat_job import chat_plan
 from function.triggers.webhook import unauthorized
-from function.work import PlanRequest, Work
+from function.work import Work
 
 NAME = "chat"
 VOLUME_TEMPLATE = "{volume_name}-chat-{time:%Y%m%d-%H%M%S}"
@@ -41,6 +42,11 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     from function.chat.messages import handoff_message, hint_for, status_message
 
     work = Work(NAME, (request.request_id or runtime.request_id)[:128])
+
+    def answer(message: dict[str, Any]) -> Work:
+        work.response = reply(message)
+        return work
+
     if _is_ssl_check(request):
         work.response = apig_response(200, "", {"Content-Type": "text/plain"})
         return work
@@ -53,17 +59,14 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     try:
         cmd = chat.parse_form(request.raw_body)
     except InvalidInput as exc:
-        work.response = reply(chat.ephemeral(f"That command could not be read: {exc.message}"))
-        return work
+        return answer(chat.ephemeral(f"That command could not be read: {exc.message}"))
     refusal = chat.is_allowed(cmd, settings.chat_allowed_users, settings.chat_allowed_channels)
     if refusal is not None:
-        work.response = reply(chat.ephemeral(refusal))
-        return work
+        return answer(chat.ephemeral(refusal))
     try:
         command = chat.parse_text(cmd.text)
     except InvalidInput as exc:
-        work.response = reply(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
-        return work
+        return answer(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
     when = _request_time(request, runtime)
     if isinstance(command, chat.HelpCommand):
         work.response = reply(chat.ephemeral(chat.help_text(cmd.command or "/evs-export")))
@@ -79,22 +82,13 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
         )
         # A typed name holds no braces (the naming rules forbid them), so it renders as is.
         template = command.image_name or VOLUME_TEMPLATE
-        work.plans.append(
-            PlanRequest(
-                policy="chat",
-                template=template,
-                time=when,
-                options=options,
-                volume_ids=(command.volume_id,),
-            )
-        )
+        work.plans.append(chat_plan(template, when, options, volume_ids=(command.volume_id,)))
         work.respond = lambda result: reply(chat.results_message(result["results"]))
     else:
         try:
             check_template(command.image_name or SERVER_TEMPLATE, "name")
         except InvalidInput as exc:
-            work.response = reply(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
-            return work
+            return answer(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
         job = {
             "server_id": command.server_id,
             "force": command.force,
