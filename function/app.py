@@ -9,25 +9,23 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from function import log as logging_setup
 from function.budget import SAFETY_MARGIN_MS
-from function.cloud.client import CloudClient
-from function.cloud.ecs import EcsClient
-from function.cloud.evs import EvsClient
-from function.cloud.ims import ImsClient
-from function.cloud.transport import Transport, default_transport
 from function.config import Settings
 from function.errors import ConfigError, ExportError, InvalidInput
-from function.exporter import Exporter, Reserve
-from function.plan import Planner
 from function.results import EventContext, outcome_event, policy_completed_event, summarize
 from function.runtime import Runtime
 from function.triggers import route
 from function.work import ExportOrder, Outcome, PlanRequest, Rejection, Work
+
+if TYPE_CHECKING:  # the cloud stack loads when an export needs it, not on import
+    from function.cloud.client import CloudClient
+    from function.cloud.transport import Transport
+    from function.exporter import Reserve
 
 log = structlog.get_logger("evs_export")
 
@@ -107,6 +105,7 @@ def handle(
     summary = summarize(events)
     result: dict[str, Any] = {"results": events, "summary": summary, **sections}
     if sinks_configured(settings, work):
+        from function.cloud.transport import default_transport
         from function.sinks import build_sinks, deliver_all
 
         sinks = build_sinks(
@@ -149,6 +148,12 @@ def run_work(
 ) -> tuple[list[Outcome], list[str]]:
     """Resolve plans, drop duplicates and dry runs, export the rest; outcomes in order.
     Nothing is sent when the configuration is unusable."""
+    from function.cloud.ecs import EcsClient
+    from function.cloud.evs import EvsClient
+    from function.cloud.ims import ImsClient
+    from function.exporter import Exporter
+    from function.plan import Planner
+
     items: list[ExportOrder | Rejection | Outcome] = list(work.items)
     needs_cloud = bool(work.plans) or any(isinstance(i, ExportOrder) for i in items)
     if not needs_cloud:
@@ -232,6 +237,8 @@ def run_work(
 def delivery_reserve(settings: Settings, work: Work, client: CloudClient, events: int) -> Reserve:
     """What the exporter keeps back for the hand-off and the delivery of ``events`` result
     events to the configured sinks, priced at what this invocation's requests cost."""
+    from function.exporter import Reserve
+
     per_event = int(bool(settings.result_webhook_url)) + int(bool(settings.result_smn_topic_urn))
     return Reserve(
         lambda: client.limiter.cost_ms,
@@ -251,12 +258,13 @@ def hand_on(
     notes: list[str],
     waits: Sequence[PlanRequest] = (),
     waiting: Sequence[Outcome] = (),
-    margin_ms: float = SAFETY_MARGIN_MS,
+    margin_ms: float | None = None,
 ) -> dict[int, Outcome]:
     """Hand the orders the budget did not cover, and the servers still stopping (``waits``,
     whose disks are ``waiting``), to an asynchronous invocation of this function; if that is
     impossible they end ``failed`` here, never silently dropped. Keyed by ``id`` of the
-    order or waiting outcome they replace."""
+    order or waiting outcome they replace. ``margin_ms`` defaults to the client's
+    ``SAFETY_MARGIN_MS``."""
     from function.cloud.functiongraph import FunctionGraphClient
     from function.triggers import continuation
 
@@ -273,7 +281,8 @@ def hand_on(
         try:
             urn = function_urn(settings, runtime)
             event = continuation.build(work, deferred, waits)
-            request_id = FunctionGraphClient(client).invoke_async(urn, event, margin_ms)
+            margin = SAFETY_MARGIN_MS if margin_ms is None else margin_ms
+            request_id = FunctionGraphClient(client).invoke_async(urn, event, margin)
         except ExportError as exc:
             error = ExportError("ContinuationFailed", f"could not hand the rest on: {exc.message}")
         else:
@@ -381,6 +390,8 @@ def side_request(
             result["handoff"] = {"request_id": request_id, "function_urn": urn}
             log.info("work handed to an asynchronous invocation", async_request_id=request_id)
         elif work.image_query is not None:
+            from function.cloud.ims import ImsClient
+
             result["image"] = ImsClient(client).get_image(work.image_query)
     except ExportError as exc:
         log.warning("side request failed", error=exc.as_dict())
@@ -404,6 +415,9 @@ def function_urn(settings: Settings, runtime: Runtime) -> str:
 
 def build_client(settings: Settings, runtime: Runtime, transport: Transport | None) -> CloudClient:
     """The signed client, after checking every setting the calls need (raises ConfigError)."""
+    from function.cloud.client import CloudClient
+    from function.cloud.transport import default_transport
+
     if settings.problems:
         raise settings.problems[0]
     settings.require_credentials()

@@ -1,12 +1,18 @@
-"""One small error tree, mapped to result types in one place (``results.event_type_for``)."""
+"""One small error tree. Each error names its outcome (``rejected``: retrying will not help,
+``failed``: a transient fault outlasted the retries); ``results.event_type`` turns an outcome
+into the result event's type, in one place."""
 
 from __future__ import annotations
+
+from typing import Literal
+
+ErrorOutcome = Literal["rejected", "failed"]
 
 
 class ExportError(Exception):
     """Root of the function's errors: a code, a plain message and, where known, more detail."""
 
-    outcome = "rejected"
+    outcome: ErrorOutcome = "rejected"
 
     def __init__(
         self,
@@ -66,7 +72,7 @@ class TransportError(ExportError):
     failure): then a non-idempotent call must be checked before it is sent again.
     """
 
-    outcome = "failed"
+    outcome: ErrorOutcome = "failed"
 
     def __init__(self, code: str, message: str, *, maybe_sent: bool) -> None:
         super().__init__(code, message)
@@ -76,7 +82,7 @@ class TransportError(ExportError):
 class BudgetExhausted(ExportError):
     """The invocation's time would not cover another attempt."""
 
-    outcome = "failed"
+    outcome: ErrorOutcome = "failed"
 
     def __init__(self, message: str, last: ExportError | None = None) -> None:
         code = last.code if last is not None else "TimeBudgetExceeded"

@@ -35,8 +35,9 @@ import structlog
 
 from function.budget import LOOK_MIN_MS
 from function.cloud.client import BACKOFF_CAP, RETRY_AFTER_CAP, is_ambiguous
-from function.cloud.evs import Accepted, EvsClient
+from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient
+from function.cloud.records import Accepted
 from function.concurrency import run_workers
 from function.errors import ApiError, ExportError
 from function.runtime import Runtime

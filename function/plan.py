@@ -12,9 +12,10 @@ from typing import Any
 
 import structlog
 
-from function.cloud.ecs import EcsClient, Server
+from function.cloud.ecs import EcsClient
 from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient, holds_name
+from function.cloud.records import Server
 from function.cloud.tags import parse_tags
 from function.errors import ApiError, ExportError
 from function.model import ACTION_KEY

@@ -26,7 +26,8 @@ from datetime import datetime
 
 import structlog
 
-from function.cloud.ecs import EcsClient, Server
+from function.cloud.ecs import EcsClient
+from function.cloud.records import Server
 from function.errors import ExportError
 from function.runtime import Runtime
 from function.work import Outcome, PlanRequest

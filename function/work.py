@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from function.cloud.evs import Accepted
+from function.cloud.records import Accepted
 from function.errors import ExportError
 from function.model import ACTION_KEY
 from function.retention import Orphans, Rules
@@ -142,11 +142,14 @@ class Work:
     selections: dict[str, Selection] = field(default_factory=dict)  # per policy, by the planner
 
 
+OutcomeKind = Literal["accepted", "rejected", "failed", "skipped", "deferred"]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one volume ended in this invocation."""
 
-    kind: str  # accepted | rejected | failed | skipped | deferred
+    kind: OutcomeKind
     volume_id: str | None
     image_name: str | None = None
     accepted: Accepted | None = None

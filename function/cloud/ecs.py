@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from function.cloud.client import CloudClient
+from function.cloud.records import Server as Server  # re-exported: its old home
 from function.cloud.tags import parse_tags
-
-
-@dataclass(frozen=True)
-class Server:
-    id: str
-    name: str
-    status: str
-    tags: dict[str, str]
-    volume_ids: tuple[str, ...]  # the system disk first
-    system_volume_id: str | None
 
 
 class EcsClient:

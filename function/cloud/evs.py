@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from function.cloud.client import CloudClient
+from function.cloud.records import Accepted as Accepted  # re-exported: its old home
 from function.cloud.tags import parse_tags
 from function.errors import ApiError
 from function.model import UploadImageResponse
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """What the export's 202 said (or, after an ambiguous failure, what IMS showed)."""
-
-    image_id: str
-    image_name: str
-    status: str | None
-    disk_format: str | None
-    container_format: str | None
-    size_gb: int | None
-    request_id: str | None
-    recovered: bool = False
-
 
 LIST_PAGE = 1000
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from function.cloud.client import CloudClient
-from function.cloud.evs import Accepted
+from function.cloud.records import Accepted
 from function.cloud.tags import parse_tags
 from function.errors import ApiError
 from function.times import parse_iso

@@ -1,5 +1,5 @@
 """Chat-triggered work answered on Slack's ``response_url``: one message for the whole batch
-(``function.chat.results_message``), POSTed as JSON without authentication (the URL is the
+(``function.chat.messages.results_message``), POSTed as JSON without authentication (the URL is the
 credential, so it is never logged). Retried like the webhook."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class SlackSink:
         self.deliver_batch([event])
 
     def deliver_batch(self, events: list[dict[str, Any]]) -> None:
-        from function.chat import results_message
+        from function.chat.messages import results_message
 
         body = json.dumps(results_message(events), ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}

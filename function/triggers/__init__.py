@@ -1,46 +1,48 @@
 """Triggers: each module turns one kind of raw event into typed ``Work``.
 
 Each module exposes ``NAME``, ``matches(event) -> bool`` and
-``parse(event, settings, runtime) -> Work``. Telling the trigger from the event's shape needs
-only the cheap checks below (PLATFORM §2.4, first match wins); the module itself is imported
-when its event arrives, so a cold start pays only for the path it takes.
+``parse(event, settings, runtime) -> Work``. ``ORDER`` is the routing order (PLATFORM §2.4,
+first match wins): the router asks each module's own ``matches``, so every module is cheap
+to import and defers what only its ``parse`` needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from importlib import import_module
-from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from function.config import Settings
+    from function.runtime import Runtime
+    from function.work import Work
 
 CHAT_JOB_KEY = "evs_export_chat_job"
 CONTINUATION_KEY = "evs_export_continuation"
 
-
-def _has(*keys: str) -> Callable[[object], bool]:
-    return lambda event: isinstance(event, Mapping) and any(k in event for k in keys)
+ORDER = ("http", "timer", "cts", "chat_job", "continuation", "direct")
 
 
-def _is_apig(event: object) -> bool:
-    return isinstance(event, Mapping) and "httpMethod" in event and "requestContext" in event
+class Trigger(Protocol):
+    """What the router needs of a trigger module."""
+
+    NAME: str
+
+    def matches(self, event: object) -> bool: ...
+
+    def parse(self, event: Any, settings: Settings, runtime: Runtime) -> Work:
+        """``event`` is one ``matches`` took (a mapping for every trigger in ``ORDER``)."""
 
 
-def _is_timer(event: object) -> bool:
-    return isinstance(event, Mapping) and event.get("trigger_type") == "TIMER"
+def trigger(name: str) -> Trigger:
+    """The trigger module ``function.triggers.<name>``."""
+    module: Trigger = import_module(f"{__name__}.{name}")
+    return module
 
 
-ROUTES: list[tuple[str, Callable[[object], bool]]] = [
-    ("http", _is_apig),
-    ("timer", _is_timer),
-    ("cts", _has("cts")),
-    ("chat_job", _has(CHAT_JOB_KEY)),
-    ("continuation", _has(CONTINUATION_KEY)),
-    ("direct", _has("volume_id", "os-volume_upload_image", "exports", "action")),
-]
-
-
-def route(event: object) -> ModuleType | None:
-    """The trigger module for ``event``, or None for a shape no trigger knows."""
-    for name, matches in ROUTES:
-        if matches(event):
-            return import_module(f"function.triggers.{name}")
+def route(event: object) -> Trigger | None:
+    """The first trigger in ``ORDER`` whose ``matches`` takes ``event``, or None."""
+    for name in ORDER:
+        module = trigger(name)
+        if module.matches(event):
+            return module
     return None

@@ -4,6 +4,7 @@ command, and posts the outcome to Slack's ``response_url``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,16 +51,27 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
         force=True if force else None,
         disk_format=disk_format if disk_format in DISK_FORMATS else None,
     )
-    work.plans.append(
-        PlanRequest(
-            policy="chat",
-            template=template,
-            time=when,
-            options=options,
-            server_ids=(str(server_id),),
-        )
-    )
+    work.plans.append(chat_plan(template, when, options, server_ids=(str(server_id),)))
     return work
+
+
+def chat_plan(
+    template: str,
+    when: datetime,
+    options: Mapping[str, Any],
+    *,
+    volume_ids: tuple[str, ...] = (),
+    server_ids: tuple[str, ...] = (),
+) -> PlanRequest:
+    """The plan of a chat export: a volume (the command itself) or a server's disks (here)."""
+    return PlanRequest(
+        policy="chat",
+        template=template,
+        time=when,
+        options=options,
+        volume_ids=volume_ids,
+        server_ids=server_ids,
+    )
 
 
 def slack_url(value: object) -> str | None:

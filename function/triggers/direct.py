@@ -19,15 +19,21 @@ from function.work import ExportOrder, Rejection, Work
 NAME = "direct"
 RECONCILE = "reconcile"  # {"action": "reconcile"}: report finished images (function.lifecycle)
 MAX_BATCH = 1000
+_KEYS = ("volume_id", ACTION_KEY, "exports", "action")
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def matches(event: object) -> bool:
+    """An export, a batch or an action: any ``action`` (not only a reconcile) is this
+    trigger's to reject, as the router has always sent it here."""
+    return isinstance(event, Mapping) and any(key in event for key in _KEYS)
+
+
+def is_request(event: object) -> bool:
+    """An export, a batch or a reconcile: what a webhook body may carry (any other action in
+    a webhook body is a 400, not a rejected direct event)."""
     return isinstance(event, Mapping) and (
-        "volume_id" in event
-        or ACTION_KEY in event
-        or "exports" in event
-        or event.get("action") == RECONCILE
+        any(key in event for key in _KEYS if key != "action") or event.get("action") == RECONCILE
     )
 
 

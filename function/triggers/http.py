@@ -1,4 +1,4 @@
-"""API Gateway events: decode the envelope once, then hand the request to the Slack or the
+"""API Gateway events: decode the envelope once, then hand the request to the chat (Slack) or the
 webhook trigger by its signature headers and content type."""
 
 from __future__ import annotations
@@ -10,17 +10,20 @@ from function.apig import BODY_TOO_LARGE, decode_apig, is_apig
 from function.config import Settings
 from function.errors import InvalidInput
 from function.runtime import Runtime
-from function.triggers import slack, webhook
 from function.work import Work
 
 NAME = "webhook"
 
 
 def matches(event: object) -> bool:
+    """An API Gateway event (``httpMethod`` and ``requestContext``)."""
     return is_apig(event)
 
 
 def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+    """The decoded request handed to the chat or the webhook trigger; 4xx when neither."""
+    from function.triggers import chat, webhook
+
     try:
         request = decode_apig(event)
     except InvalidInput as exc:
@@ -28,8 +31,8 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
         status = 413 if exc.code == BODY_TOO_LARGE else 400
         work.response = webhook.error_response(status, exc.code, exc.message, exc.field)
         return work
-    if slack.matches(request):
-        return slack.parse(request, settings, runtime)
+    if chat.matches(request):
+        return chat.parse(request, settings, runtime)
     if webhook.matches(request):
         return webhook.parse(request, settings, runtime)
     work = Work(NAME, request.request_id or runtime.request_id)

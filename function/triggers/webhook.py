@@ -99,7 +99,7 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
             )
         )
         return work
-    if direct.matches(body) and isinstance(body, Mapping):
+    if direct.is_request(body) and isinstance(body, Mapping):
         inner = direct.parse({**body, "correlation_id": msg_id}, settings, runtime)
         work.items = inner.items
         work.tasks = inner.tasks

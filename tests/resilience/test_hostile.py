@@ -33,8 +33,8 @@ from function.cloud.transport import HttpResponse
 from function.config import Settings
 from function.errors import TransportError
 from function.triggers import direct, timer
+from function.triggers.chat import JOB_KEY
 from function.triggers.continuation import KEY as CONTINUATION_KEY
-from function.triggers.slack import JOB_KEY
 from tests.resilience import AK, PROJECT, REGION, SK, env, make_runtime, reset_logging
 
 HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +26,8 @@ from function.chat import (
     parse_text,
     results_message,
 )
+from function.chat.__main__ import main as chat_main
+from function.chat.commands import OPTIONS, listed, markdown
 from function.errors import InvalidInput
 
 VOLUME = "16369c5d-384d-4e64-b37a-56d898769362"
@@ -605,3 +608,34 @@ def test_parse_form_round_trips_encoded_fields(fields: dict[str, str]) -> None:
     else:
         assert cmd.text == fields.get("text", "")
         assert cmd.user_id == fields.get("user_id", "")
+
+
+# --- one table: the help text and the docs ---------------------------------------------------
+
+
+def test_docs_command_table_is_the_generated_one() -> None:
+    """docs/triggers.md holds exactly what ``python -m function.chat --markdown`` prints."""
+    docs = (Path(__file__).parents[2] / "docs" / "triggers.md").read_text(encoding="utf-8")
+    begin = docs.index("-->\n", docs.index("<!-- chat-commands:")) + len("-->\n")
+    end = docs.index("<!-- /chat-commands -->")
+    assert docs[begin:end] == markdown()
+
+
+def test_markdown_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """The generator prints the table for --markdown and refuses anything else."""
+    assert chat_main(["--markdown"]) == 0
+    assert capsys.readouterr().out == markdown()
+    assert chat_main([]) == 2
+
+
+def test_every_option_is_in_the_help_and_the_docs_table() -> None:
+    """Each option of the table, with its allowed values, shows in the help and the docs."""
+    text, table = help_text(), markdown()
+    for option in OPTIONS:
+        assert f"• {option.key}" in text
+        assert f"`{option.key}" in table
+        for alias in option.aliases:
+            assert f"`{alias}=`" in table
+            assert parse_text(f"{VOLUME} {alias}={option.choices[0] if option.choices else 'x'}")
+        if option.choices:
+            assert listed(option.choices) in table

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import handler
-from function import app, log
+from function import app, log, triggers
 from function.cloud.transport import HttpResponse
 from function.config import Settings
 from function.model import ACTION_KEY
@@ -442,3 +442,66 @@ def test_handler_returns_rejection_for_null_event(monkeypatch: pytest.MonkeyPatc
     result = handler.handler(None, None)
     assert [e["type"] for e in result["results"]] == ["evs.export.rejected"]
     assert result["results"][0]["data"]["error"]["code"] == "UnsupportedEvent"
+
+
+# --- routing: one ordered list of trigger modules ---------------------------------------------
+
+APIG = {"httpMethod": "POST", "requestContext": {}, "headers": {}, "body": ""}
+ROUTED = [
+    (APIG, "http"),
+    ({**APIG, "trigger_type": "TIMER", "volume_id": VOLUME}, "http"),
+    ({"trigger_type": "TIMER", "user_event": "{}", "cts": {}}, "timer"),
+    ({"cts": {}, "volume_id": VOLUME}, "cts"),
+    ({triggers.CHAT_JOB_KEY: {}, triggers.CONTINUATION_KEY: {}}, "chat_job"),
+    ({triggers.CONTINUATION_KEY: {}, "volume_id": VOLUME}, "continuation"),
+    ({"volume_id": VOLUME}, "direct"),
+    ({ACTION_KEY: {}}, "direct"),
+    ({"exports": []}, "direct"),
+    ({"action": "reconcile"}, "direct"),
+    ({"action": "decommission", "server_id": VOLUME}, "direct"),
+    ({"action": None}, "direct"),
+]
+
+
+@pytest.mark.parametrize(("event", "name"), ROUTED, ids=repr)
+def test_route_takes_the_first_module_whose_matches_holds(event: object, name: str) -> None:
+    """The router asks each module of ORDER in turn; the first that matches gets the event."""
+    found = triggers.route(event)
+    assert found is triggers.trigger(name)
+
+
+@pytest.mark.parametrize("event", [None, [], "x", {}, {"foo": 1}, {"image_name": "a"}], ids=repr)
+def test_route_finds_no_trigger_for_unknown_shapes(event: object) -> None:
+    """A shape no module matches routes nowhere (the app rejects it as UnsupportedEvent)."""
+    assert triggers.route(event) is None
+
+
+@pytest.mark.parametrize("name", triggers.ORDER)
+def test_every_routed_module_has_the_trigger_shape(name: str) -> None:
+    """Each module in ORDER exposes NAME, matches and parse."""
+    module = triggers.trigger(name)
+    assert isinstance(module.NAME, str)
+    assert callable(module.matches)
+    assert callable(module.parse)
+
+
+def test_direct_matches_any_action() -> None:
+    """direct.matches agrees with the routing order: any ``action`` is direct's to reject."""
+    assert direct.matches({"action": "decommission"})
+    assert direct.matches({"action": "reconcile"})
+    assert not direct.matches({"correlation_id": "x"})
+
+
+def test_direct_request_is_an_export_a_batch_or_a_reconcile() -> None:
+    """is_request (a webhook body's test) takes an export, a batch or a reconcile only."""
+    bodies: list[dict[str, Any]] = [
+        {"volume_id": VOLUME},
+        {ACTION_KEY: {}},
+        {"exports": []},
+        {"action": "reconcile"},
+    ]
+    for body in bodies:
+        assert direct.is_request(body) and direct.matches(body)
+    others: list[object] = [{"action": "decommission"}, {"action": None}, [], None]
+    for other in others:
+        assert not direct.is_request(other)

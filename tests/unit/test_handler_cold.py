@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
+import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +64,48 @@ def test_cold_call_returns_a_result_and_leaves_gc_on(
     assert result["summary"]["rejected"] == 1
     assert gc.isenabled()
     assert handler._COLD == [False]
+
+
+_SLACK_PROBE = r"""
+import base64, hashlib, hmac, json, os, sys, time
+os.environ.update(SLACK_SIGNING_SECRET="s3cr3t", CHAT_ALLOWED_USERS="U1")
+body = sys.argv[1].encode()
+ts = str(int(time.time()))
+sig = "v0=" + hmac.new(b"s3cr3t", f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+headers = {"content-type": "application/x-www-form-urlencoded"}
+if b"ssl_check" not in body:
+    headers.update({"x-slack-request-timestamp": ts, "x-slack-signature": sig})
+event = {"body": base64.b64encode(body).decode(), "isBase64Encoded": True, "httpMethod": "POST",
+         "requestContext": {"requestId": "r"}, "headers": headers, "path": "/"}
+import handler
+out = handler.handler(event, None)
+heavy = sorted(m for m in ("requests", "urllib3", "huaweicloudsdkcore") if m in sys.modules)
+print(json.dumps({"status": out["statusCode"], "body": out["body"], "heavy": heavy}))
+"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "ssl_check=1&token=x",
+        "user_id=U1&channel_id=C1&command=%2Fevs-export&text=help",
+    ],
+    ids=["ssl_check", "help"],
+)
+def test_slack_answers_without_the_http_stack(body: str) -> None:
+    """A cold ssl_check or help is answered without importing requests or the SDK signer."""
+    root = Path(__file__).parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHAT_"))}
+    run = subprocess.run(
+        [sys.executable, "-c", _SLACK_PROBE, body],
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found["status"] == 200
+    assert ("Export EVS volumes" in found["body"]) is (body.endswith("help"))
+    assert found["heavy"] == []

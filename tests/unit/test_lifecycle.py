@@ -35,7 +35,7 @@ from function.lifecycle import (
 )
 from function.results import EventContext
 from function.triggers import direct, timer
-from function.work import ExportOrder, Outcome, PlanRequest, Work
+from function.work import ExportOrder, Outcome, PlanRequest, Rejection, Work
 from tests.unit.fakes import (
     IMAGE,
     PROJECT,
@@ -290,7 +290,13 @@ def test_keep_rules_come_from_policies_with_keep() -> None:
 def test_direct_reconcile_event_is_recognised() -> None:
     """{"action": "reconcile"} is a direct event flagged for reconcile, nothing to export."""
     assert direct.matches({"action": "reconcile"})
-    assert not direct.matches({"action": "decommission"})
+    assert not direct.is_request({"action": "decommission"})
+    # Any other action is direct's too (as the router has always sent it), and rejected.
+    assert direct.matches({"action": "decommission"})
+    other = direct.parse({"action": "decommission"}, make_settings(), make_runtime())
+    assert other.tasks == [] and other.plans == []
+    [rejection] = other.items
+    assert isinstance(rejection, Rejection) and rejection.error.field == "volume_id"
     work = direct.parse({"action": "reconcile"}, make_settings(), make_runtime())
     assert work.tasks == ["reconcile"] and work.items == [] and work.plans == []
 

@@ -194,3 +194,22 @@ def test_summarize_reports_deferred_only_when_present() -> None:
         "skipped": 1,
         "deferred": 1,
     }
+
+
+def test_outcome_kinds_are_the_result_kinds() -> None:
+    """Outcome.kind's Literal is exactly the kinds results counts, and every error's outcome
+    is one of them."""
+    from typing import get_args
+
+    from function.errors import ErrorOutcome, ExportError
+    from function.results import OUTCOME_KINDS
+    from function.work import OutcomeKind
+
+    assert get_args(OutcomeKind) == OUTCOME_KINDS
+    assert set(get_args(ErrorOutcome)) <= set(OUTCOME_KINDS)
+
+    def every(cls: type[ExportError]) -> list[type[ExportError]]:
+        return [cls, *(c for sub in cls.__subclasses__() for c in every(sub))]
+
+    for cls in every(ExportError):
+        assert cls.outcome in get_args(ErrorOutcome), cls

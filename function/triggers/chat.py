@@ -1,4 +1,4 @@
-"""Slack slash command (APIG, form-encoded, Slack-signed).
+"""The chat trigger: a Slack slash command (APIG, form-encoded, Slack-signed).
 
 Replies within Slack's 3 s: a single volume is exported at once and the reply names the
 image; a server's disks are handed to an asynchronous self-invocation whose outcome goes to
@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from function import chat
 from function.apig import ApigRequest, apig_response
 from function.config import Settings
 from function.errors import InvalidInput
@@ -19,8 +18,9 @@ from function.names import check_template
 from function.runtime import Runtime
 from function.signatures import SignatureError, verify_slack
 from function.triggers import CHAT_JOB_KEY
+from function.triggers.chat_job import chat_plan
 from function.triggers.webhook import unauthorized
-from function.work import PlanRequest, Work
+from function.work import Work
 
 NAME = "chat"
 VOLUME_TEMPLATE = "{volume_name}-chat-{time:%Y%m%d-%H%M%S}"
@@ -29,6 +29,7 @@ JOB_KEY = CHAT_JOB_KEY
 
 
 def matches(request: ApigRequest) -> bool:
+    """A Slack request: signed by Slack, or Slack's unsigned ``ssl_check`` probe."""
     return request.header("x-slack-signature") is not None or (
         request.media_type == "application/x-www-form-urlencoded"
         and b"ssl_check=1" in request.raw_body
@@ -36,7 +37,16 @@ def matches(request: ApigRequest) -> bool:
 
 
 def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
+    """The work a slash command asks for, or the reply that answers it at once."""
+    from function import chat
+    from function.chat.messages import handoff_message, hint_for, status_message
+
     work = Work(NAME, (request.request_id or runtime.request_id)[:128])
+
+    def answer(message: dict[str, Any]) -> Work:
+        work.response = reply(message)
+        return work
+
     if _is_ssl_check(request):
         work.response = apig_response(200, "", {"Content-Type": "text/plain"})
         return work
@@ -49,17 +59,14 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     try:
         cmd = chat.parse_form(request.raw_body)
     except InvalidInput as exc:
-        work.response = reply(chat.ephemeral(f"That command could not be read: {exc.message}"))
-        return work
+        return answer(chat.ephemeral(f"That command could not be read: {exc.message}"))
     refusal = chat.is_allowed(cmd, settings.chat_allowed_users, settings.chat_allowed_channels)
     if refusal is not None:
-        work.response = reply(chat.ephemeral(refusal))
-        return work
+        return answer(chat.ephemeral(refusal))
     try:
         command = chat.parse_text(cmd.text)
     except InvalidInput as exc:
-        work.response = reply(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
-        return work
+        return answer(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
     when = _request_time(request, runtime)
     if isinstance(command, chat.HelpCommand):
         work.response = reply(chat.ephemeral(chat.help_text(cmd.command or "/evs-export")))
@@ -75,22 +82,13 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
         )
         # A typed name holds no braces (the naming rules forbid them), so it renders as is.
         template = command.image_name or VOLUME_TEMPLATE
-        work.plans.append(
-            PlanRequest(
-                policy="chat",
-                template=template,
-                time=when,
-                options=options,
-                volume_ids=(command.volume_id,),
-            )
-        )
+        work.plans.append(chat_plan(template, when, options, volume_ids=(command.volume_id,)))
         work.respond = lambda result: reply(chat.results_message(result["results"]))
     else:
         try:
             check_template(command.image_name or SERVER_TEMPLATE, "name")
         except InvalidInput as exc:
-            work.response = reply(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
-            return work
+            return answer(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
         job = {
             "server_id": command.server_id,
             "force": command.force,
@@ -107,39 +105,18 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     return work
 
 
-def hint_for(command: str) -> str:
-    return f"Type `{command or '/evs-export'} help` for the syntax."
-
-
 def reply(message: dict[str, Any]) -> dict[str, Any]:
+    """A Slack message as the APIG response (always 200)."""
     return apig_response(200, message)
 
 
-def status_message(image_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    image = result.get("image")
-    if not isinstance(image, dict):
-        error = result.get("error") or {}
-        return chat.ephemeral(f"Image {image_id}: {error.get('message', 'not found')}")
-    name, status = image.get("name", ""), image.get("status", "unknown")
-    return chat.ephemeral(f"Image {image_id} ({name}) is {status}.")
-
-
-def handoff_message(server_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    handoff = result.get("handoff") or {}
-    if handoff.get("error"):
-        return chat.ephemeral(
-            f"Could not start the export of server {server_id}: {handoff['error']['message']}"
-        )
-    return chat.ephemeral(
-        f"Exporting every disk of server {server_id}: the results will be posted here when done."
-    )
-
-
 def _is_ssl_check(request: ApigRequest) -> bool:
+    from function.chat.commands import parse_form
+
     if request.media_type != "application/x-www-form-urlencoded":
         return False
     try:
-        return chat.parse_form(request.raw_body).ssl_check
+        return parse_form(request.raw_body).ssl_check
     except InvalidInput:
         return False
 

@@ -1,15 +1,8 @@
-"""Slack slash commands, pure: the form body, the allow lists, the text grammar and replies.
+"""Reading a Slack slash command: the form body, the allow lists and the text grammar.
 
-Grammar (CONTRACT §4), with shell-style quoting::
-
-    <volume_id> [name="<image name>"] [format=<disk_format>] [container=<container_format>]
-                [os=<linux|windows>] [force]
-    server <server_id> [force] [format=<disk_format>] [name="<name template>"]
-    status <image_id>
-    help
-
-Replies are Slack messages: plain text is escaped here (``&``, ``<``, ``>``), so user input
-can never become a mention or a link.
+The grammar (CONTRACT §4, shell-style quoting) is written once, as data: ``OPTIONS`` and
+``FORMS``. The parser, ``help_text`` and the docs' table (``python -m function.chat
+--markdown``) are all made from them.
 """
 
 from __future__ import annotations
@@ -17,15 +10,14 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import parse_qs
 
 from function.errors import InvalidInput
 from function.model import (
     CONTAINER_FORMATS,
     DISK_FORMATS,
-    OS_TYPES,
     ContainerFormat,
     DiskFormat,
     OsType,
@@ -35,7 +27,6 @@ from function.model import (
 from function.names import check_template
 
 MAX_TEXT_CHARS = 4000
-MAX_BLOCKS = 50
 _MAX_FIELD_CHARS = {
     "team_id": 64,
     "channel_id": 64,
@@ -48,44 +39,107 @@ _MAX_FIELD_CHARS = {
     "ssl_check": 8,
 }
 _MAX_FORM_FIELDS = 64
-_T = TypeVar("_T")
 _EXAMPLE_ID = "16369c5d-384d-4e64-b37a-56d898769362"
 _PLACEHOLDER_RE = re.compile(r"\{[^{}]*\}")
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
 
-_DISK: dict[str, DiskFormat] = {
-    "vhd": "vhd",
-    "zvhd": "zvhd",
-    "zvhd2": "zvhd2",
-    "raw": "raw",
-    "qcow2": "qcow2",
-}
-_CONTAINER: dict[str, ContainerFormat] = {
-    "ami": "ami",
-    "ari": "ari",
-    "aki": "aki",
-    "ovf": "ovf",
-    "bare": "bare",
-}
-_OS: dict[str, OsType] = {"linux": "linux", "windows": "windows"}
-_ALIASES = {
-    "name": "name",
-    "image_name": "name",
-    "format": "format",
-    "disk_format": "format",
-    "container": "container",
-    "container_format": "container",
-    "os": "os",
-    "os_type": "os",
-}
-_EXAMPLES = {
-    "name": 'name="nightly db"',
-    "format": "format=qcow2",
-    "container": "container=bare",
-    "os": "os=linux",
-}
-_EXPORT_OPTIONS = ("name", "format", "container", "os")
-_SERVER_OPTIONS = ("name", "format")
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the grammar: ``key=value``, or a bare flag such as ``force``."""
+
+    key: str
+    value: str  # the placeholder in the grammar; empty for a flag
+    help: str  # what it means, in the help text and the docs
+    aliases: tuple[str, ...] = ()  # long forms, e.g. disk_format=
+    choices: tuple[str, ...] = ()  # the allowed values (any case); empty: free text
+    example: str = ""  # shown when the value is missing
+
+    @property
+    def flag(self) -> bool:
+        return not self.value
+
+    def usage(self, value: str | None = None) -> str:
+        """``key=<value>`` as the grammar shows it, or the flag itself."""
+        return self.key if self.flag else f"{self.key}={value or self.value}"
+
+
+@dataclass(frozen=True)
+class Form:
+    """One command form: its head (keyword and argument) and its options, in grammar order."""
+
+    kind: str
+    head: str
+    options: tuple[str, ...] = ()
+    values: Mapping[str, str] = field(default_factory=dict)  # per-form placeholders
+    example: str = ""
+
+    def usage(self) -> str:
+        """The form's line of the grammar, without the slash command."""
+        shown = (f"[{OPTION[key].usage(self.values.get(key))}]" for key in self.options)
+        return " ".join([self.head, *shown])
+
+    def value_options(self) -> tuple[str, ...]:
+        """The ``key=`` options this form takes, in table order."""
+        return tuple(o.key for o in OPTIONS if o.key in self.options and not o.flag)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "name",
+        '"<image name>"',
+        "the image name: 1 to 128 letters, Chinese characters, digits, '-', '.', '_' and "
+        "spaces; put it in quotes when it has spaces. For a server it may use "
+        "{volume_name}, {volume_id}, {server_name}, {disk} and {time:%Y%m%d}.",
+        aliases=("image_name",),
+        example='name="nightly db"',
+    ),
+    Option(
+        "format",
+        "<disk format>",
+        "the disk format",
+        aliases=("disk_format",),
+        choices=DISK_FORMATS,
+        example="format=qcow2",
+    ),
+    Option(
+        "container",
+        "<container format>",
+        "the container format",
+        aliases=("container_format",),
+        choices=CONTAINER_FORMATS,
+        example="container=bare",
+    ),
+    Option(
+        "os",
+        "linux|windows",
+        "the operating system",
+        aliases=("os_type",),
+        choices=("linux", "windows"),
+        example="os=linux",
+    ),
+    Option("force", "", "export even when the volume is attached and in use"),
+)
+OPTION = {o.key: o for o in OPTIONS}
+FORMS: tuple[Form, ...] = (
+    Form(
+        "export",
+        "<volume_id>",
+        ("name", "format", "container", "os", "force"),
+        example=f'{_EXAMPLE_ID} name="nightly db" format=qcow2 force',
+    ),
+    Form(
+        "server",
+        "server <server_id>",
+        ("force", "format", "name"),
+        values={"name": '"<name template>"'},
+        example="server 2f5e8c4a-7d1b-4c3e-9a6f-0b1c2d3e4f50 force format=qcow2",
+    ),
+    Form("status", "status <image_id>", example="status 8d0b1c2e-3f4a-4b5c-8d6e-7f8091a2b3c4"),
+    Form("help", "help"),
+)
+FORM = {f.kind: f for f in FORMS}
+_ALIASES = {alias: o.key for o in OPTIONS for alias in (o.key, *o.aliases) if not o.flag}
 
 
 @dataclass(frozen=True)
@@ -243,7 +297,7 @@ def parse_text(text: str) -> ChatRequest:
         return StatusCommand(image_id)
     if head == "server":
         server_id = _id(tokens[1:2], "server_id", "server", "server")
-        opts, force = _options(tokens[2:], _SERVER_OPTIONS, "server <server_id>")
+        opts, force = _options(tokens[2:], FORM["server"])
         name = opts.get("name")
         if name is not None:
             check_template(name, "name")
@@ -251,7 +305,7 @@ def parse_text(text: str) -> ChatRequest:
         return ServerCommand(
             server_id=server_id,
             force=force,
-            disk_format=_choice(opts, "format", _DISK),
+            disk_format=cast("DiskFormat | None", _choice(opts, "format")),
             image_name=name,
         )
     if "=" in tokens[0] or head == "force":
@@ -260,93 +314,60 @@ def parse_text(text: str) -> ChatRequest:
             f'type the volume ID first, then the options, e.g. {_EXAMPLE_ID} name="nightly db"',
         )
     volume_id = _id(tokens[0:1], "volume_id", "volume", "")
-    opts, force = _options(tokens[1:], _EXPORT_OPTIONS, "<volume_id>")
+    opts, force = _options(tokens[1:], FORM["export"])
     name = opts.get("name")
     if name is not None:
         _check_name(name)
     return ExportCommand(
         volume_id=volume_id,
         image_name=name,
-        disk_format=_choice(opts, "format", _DISK),
-        container_format=_choice(opts, "container", _CONTAINER),
-        os_type=_choice(opts, "os", _OS),
+        disk_format=cast("DiskFormat | None", _choice(opts, "format")),
+        container_format=cast("ContainerFormat | None", _choice(opts, "container")),
+        os_type=cast("OsType | None", _choice(opts, "os")),
         force=force,
     )
 
 
+def listed(values: tuple[str, ...]) -> str:
+    """Allowed values as every reply and the docs show them: ``vhd, zvhd, raw``."""
+    return ", ".join(values)
+
+
 def help_text(command: str = "/evs-export") -> str:
     """The grammar with examples, as plain text (``ephemeral`` escapes it for Slack)."""
-    c = command
+    grammar = "".join(f"{command} {form.usage()}\n" for form in FORMS)
+    bullets = "".join(f"• {_option_help(option)}\n" for option in OPTIONS)
+    examples = "\n".join(f"`{command} {form.example}`" for form in FORMS if form.example)
     return (
         "Export EVS volumes to IMS private images.\n"
-        "```\n"
-        f'{c} <volume_id> [name="<image name>"] [format=<disk format>] '
-        "[container=<container format>] [os=linux|windows] [force]\n"
-        f'{c} server <server_id> [force] [format=<disk format>] [name="<name template>"]\n'
-        f"{c} status <image_id>\n"
-        f"{c} help\n"
-        "```\n"
-        "Options:\n"
-        "• name= the image name: 1 to 128 letters, Chinese characters, digits, '-', '.', '_' "
-        "and spaces; put it in quotes when it has spaces. For a server it may use "
-        "{volume_name}, {volume_id}, {server_name}, {disk} and {time:%Y%m%d}.\n"
-        f"• format= the disk format: {', '.join(DISK_FORMATS)}\n"
-        f"• container= the container format: {', '.join(CONTAINER_FORMATS)}\n"
-        f"• os= the operating system: {' or '.join(OS_TYPES[::-1])}\n"
-        "• force: export even when the volume is attached and in use\n"
-        "Examples:\n"
-        f'`{c} {_EXAMPLE_ID} name="nightly db" format=qcow2 force`\n'
-        f"`{c} server 2f5e8c4a-7d1b-4c3e-9a6f-0b1c2d3e4f50 force format=qcow2`\n"
-        f"`{c} status 8d0b1c2e-3f4a-4b5c-8d6e-7f8091a2b3c4`"
+        f"```\n{grammar}```\nOptions:\n{bullets}Examples:\n{examples}"
     )
 
 
-def escape(text: str) -> str:
-    """Escape ``&``, ``<`` and ``>`` as Slack requires in message text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def markdown(command: str = "/evs-export") -> str:
+    """The grammar and the option table for ``docs/triggers.md``, from the same data."""
+    grammar = "".join(f"{command} {form.usage()}\n" for form in FORMS)
+    rows = [
+        "| option | long form | command | value |",
+        "|---|---|---|---|",
+    ]
+    for option in OPTIONS:
+        forms = ", ".join(f.kind for f in FORMS if option.key in f.options)
+        aliases = ", ".join(f"`{a}=`" if not option.flag else f"`{a}`" for a in option.aliases)
+        value = option.help if not option.choices else f"{option.help}: {listed(option.choices)}"
+        key = f"`{option.key}`" if option.flag else f"`{option.key}=`"
+        rows.append(f"| {key} | {aliases or '-'} | {forms} | {value} |")
+    return f"```\n{grammar}```\n\n" + "\n".join(rows) + "\n"
 
 
-def ephemeral(text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A reply only the user sees. ``text`` is plain and escaped here; ``blocks`` go as given."""
-    message: dict[str, Any] = {"response_type": "ephemeral", "text": escape(text)}
-    if blocks is not None:
-        message["blocks"] = blocks
-    return message
-
-
-_LABELS = {
-    "evs.export.accepted": "Accepted",
-    "evs.export.rejected": "Rejected",
-    "evs.export.failed": "Failed",
-    "evs.export.skipped": "Skipped",
-    "evs.export.deferred": "Deferred",
-    "evs.export.completed": "Completed",
-    "evs.export.image_failed": "Image failed",
-    "evs.image.deleted": "Deleted",
-}
-_REASONS = {
-    "duplicate": "an image with this name already exists, so nothing new was made",
-    "dry_run": "dry run, nothing was sent",
-    "busy": "the volume is already being exported; try again later",
-}
-_MAX_MESSAGE_CHARS = 500
-
-
-def results_message(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """A Slack message for result events: a plain summary and one section per event.
-
-    At most 50 blocks: the summary, then the events; when they do not fit, the last block
-    says how many more there were.
-    """
-    summary = _summary(events)
-    blocks: list[dict[str, Any]] = [_section(escape(summary))]
-    room = MAX_BLOCKS - 1
-    shown = events if len(events) <= room else events[: room - 1]
-    blocks.extend(_section(_event_line(event)) for event in shown)
-    if len(shown) < len(events):
-        more = len(events) - len(shown)
-        blocks.append(_section(f"…and {more} more; the function's log has every result."))
-    return {"response_type": "ephemeral", "text": escape(summary), "blocks": blocks}
+def _option_help(option: Option) -> str:
+    if option.flag:
+        return f"{option.key}: {option.help}"
+    if option.key == "os":  # two values read as words
+        return f"{option.key}= {option.help}: {' or '.join(option.choices)}"
+    if option.choices:
+        return f"{option.key}= {option.help}: {listed(option.choices)}"
+    return f"{option.key}= {option.help}"
 
 
 def _split(text: str) -> list[str]:
@@ -388,9 +409,8 @@ def _id(tokens: list[str], field: str, what: str, keyword: str) -> str:
     return value.lower()
 
 
-def _options(
-    tokens: list[str], allowed: tuple[str, ...], usage: str
-) -> tuple[dict[str, str], bool]:
+def _options(tokens: list[str], form: Form) -> tuple[dict[str, str], bool]:
+    allowed, usage = form.value_options(), form.head
     values: dict[str, str] = {}
     force = False
     for token in tokens:
@@ -413,7 +433,7 @@ def _options(
             )
         if not sep:
             raise InvalidInput(
-                name, f"{key} needs a value, with no spaces around '=': e.g. {_EXAMPLES[name]}"
+                name, f"{key} needs a value, with no spaces around '=': e.g. {OPTION[name].example}"
             )
         if name in values:
             raise InvalidInput(name, f"{name}= is given twice; give it once")
@@ -421,82 +441,19 @@ def _options(
     return values, force
 
 
-def _choice(options: Mapping[str, str], name: str, choices: Mapping[str, _T]) -> _T | None:
+def _choice(options: Mapping[str, str], name: str) -> str | None:
     value = options.get(name)
     if value is None:
         return None
-    found = choices.get(value.lower())
-    if found is None:
+    choices = OPTION[name].choices
+    if value.lower() not in choices:
         raise InvalidInput(
-            name, f"{name}={_shown(value)} is not allowed; use one of {', '.join(choices)}"
+            name, f"{name}={_shown(value)} is not allowed; use one of {listed(choices)}"
         )
-    return found
+    return value.lower()
 
 
 def _check_name(name: str) -> None:
     problem = image_name_problem(name)
     if problem is not None:
         raise InvalidInput("name", problem.replace("image_name", "name", 1))
-
-
-def _summary(events: list[dict[str, Any]]) -> str:
-    if not events:
-        return "No volumes to export."
-    counts: dict[str, int] = {}
-    for event in events:
-        label = _label(event).lower()
-        counts[label] = counts.get(label, 0) + 1
-    parts = ", ".join(f"{n} {label}" for label, n in counts.items())
-    noun = "result" if len(events) == 1 else "results"
-    return f"{len(events)} export {noun}: {parts}."
-
-
-def _label(event: Mapping[str, Any]) -> str:
-    kind = str(event.get("type", ""))
-    return _LABELS.get(kind) or kind.rsplit(".", 1)[-1] or "Result"
-
-
-def _event_line(event: Mapping[str, Any]) -> str:
-    raw = event.get("data")
-    data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    kind = str(event.get("type", ""))
-    label = f"*{escape(_label(event))}*"
-    volume = _code(data.get("volume_id") or event.get("subject"))
-    image = _code(data.get("image_id"))
-    name = _code(data.get("image_name"))
-    subject = f"volume {volume}" if volume else "the request"
-    if kind == "evs.export.accepted":
-        line = f"{label}: {subject} → image {image or '(no ID)'}"
-        if name:
-            line += f" named {name}"
-        status = _code(data.get("status"))
-        return line + (f", status {status}" if status else "")
-    if kind in ("evs.export.rejected", "evs.export.failed"):
-        error = data.get("error")
-        message = error.get("message") if isinstance(error, Mapping) else None
-        text = str(message or "no reason was given")[:_MAX_MESSAGE_CHARS]
-        return f"{label}: {subject}" + (f" ({name})" if name else "") + f": {escape(text)}"
-    if kind == "evs.export.skipped":
-        reason = str(data.get("reason") or "")
-        words = _REASONS.get(reason, reason[:_MAX_MESSAGE_CHARS] or "no reason was given")
-        return f"{label}: {subject}" + (f" ({name})" if name else "") + f": {escape(words)}"
-    if kind == "evs.export.deferred":
-        return f"{label}: {subject}: handed to a follow-up run, which will report the result"
-    line = f"{label}: {subject}"
-    if image:
-        line += f", image {image}"
-    if name:
-        line += f" named {name}"
-    return line
-
-
-def _code(value: object) -> str:
-    """A value as inline code (empty for nothing), safe for mrkdwn."""
-    if value is None or value == "":
-        return ""
-    text = " ".join(str(value).split())[:200].replace("`", "'")
-    return f"`{escape(text)}`"
-
-
-def _section(mrkdwn: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn[:3000]}}
