@@ -61,12 +61,17 @@ class Budget:
 
 
 class Chain:
-    """One fake cloud and a fresh budget for every invocation run through ``handle``."""
+    """One fake cloud and a fresh budget for every invocation run through ``handle``.
+
+    The budget is charged per request, one after the other, so the invocations run one
+    request at a time (``MAX_CONCURRENCY=1``): with several in flight, this model would charge
+    overlapping requests as if serial, and whether an invocation overran it would depend on
+    how the threads interleave."""
 
     def __init__(self, cloud: FakeCloud, **extra_env: str) -> None:
         self.cloud = cloud
         self.watch = Watch(cloud)
-        self.settings = Settings.from_env(env(MAX_CONCURRENCY="4", **extra_env))
+        self.settings = Settings.from_env(env(MAX_CONCURRENCY="1", **extra_env))
         self.left_at_return: list[int] = []
 
     def run(self, event: dict[str, Any], seed: int = 1) -> dict[str, Any]:
@@ -246,7 +251,7 @@ def test_short_budget_exports_some_and_hands_on_the_rest() -> None:
             budget.ms -= 250
 
     Watch(cloud, on_request=charge)
-    settings = Settings.from_env(env(MAX_CONCURRENCY="2"))
+    settings = Settings.from_env(env(MAX_CONCURRENCY="1"))
     exports = [
         {"volume_id": v, "os-volume_upload_image": {"image_name": f"short-{i:02d}"}}
         for i, v in enumerate(ids)
