@@ -18,7 +18,7 @@ attempt, here or in a continuation, first asks IMS for the image by name
 
 **When time runs out, what is transient is handed on.** Before each attempt the exporter
 checks that the remaining time covers it and the reserve; if not, the order (with its
-attempts and ambiguity) ends ``deferred`` and ``app.hand_on`` gives it to the continuation.
+attempts and ambiguity) ends ``deferred`` and ``handoff.hand_on`` gives it to the continuation.
 """
 
 from __future__ import annotations
