@@ -19,14 +19,17 @@ from function.retention import (
     parse_duration,
 )
 from function.tagbudget import COPY_ROOM, copied_tags, copyable
+from function.times import parse_iso
 
 UTC = timezone.utc
 CST = timezone(timedelta(hours=8))  # +08:00, no daylight saving
 
 
 def at(text: str) -> datetime:
-    """An aware time from ISO text (offset required)."""
-    return datetime.fromisoformat(text)
+    """An aware time from ISO text (offset or ``Z`` required), read alike on 3.10 and 3.11."""
+    when = parse_iso(text)
+    assert when is not None and when.tzinfo is not None, text
+    return when
 
 
 def img(name: str, when: str, status: str = "active") -> Candidate:
