@@ -440,7 +440,7 @@ def report(res: FanoutResult, when: datetime) -> str:
 
 
 def write_section(path: Path, text: str, section: str = SECTION) -> None:
-    """Put ``text`` into ``path`` as the ``section`` (Fan-out), replacing an earlier one."""
+    """Put ``text`` into ``path`` as ``section`` (by default Fan-out), replacing an earlier one."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     start = old.find(section + "\n")
     if start == -1:

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.fanout import write_section
 from fakecloud import FakeCloud, Fault, mock_cloud
 from fakecloud.base import Request
 from function import log
@@ -240,19 +241,6 @@ def report(res: StormResult, when: datetime) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Put ``text`` into ``path`` as the Storm section, replacing an earlier one."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    start = old.find(SECTION + "\n")
-    if start == -1:
-        new = old.rstrip("\n") + ("\n\n" if old.strip() else "") + text
-    else:
-        rest = old.find("\n## ", start + len(SECTION))
-        tail = old[rest + 1 :] if rest != -1 else ""
-        new = old[:start] + text + ("\n" + tail if tail else "")
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.storm", description=__doc__)
     parser.add_argument("--volumes", type=int, default=300)
@@ -265,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report(res, datetime.now(timezone.utc))
     print(text)
     if args.write:
-        write_section(Path(args.write), text)
+        write_section(Path(args.write), text, SECTION)
         print(f"written to {args.write}")
     return 0
 
