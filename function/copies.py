@@ -69,7 +69,7 @@ from function.lifecycle import (
 )
 from function.results import EventContext, cloud_event
 from function.retention import parse_duration
-from function.work import CopyTarget, PlanRequest, Work
+from function.work import CopyTarget, Exports, PlanRequest
 
 log = structlog.get_logger("evs_export.copies")
 
@@ -369,7 +369,7 @@ class CopyRun:
 
     def __init__(
         self,
-        work: Work,
+        work: Exports,
         images: list[ManagedImage],
         client: CloudClient,
         ctx: EventContext,
@@ -807,7 +807,7 @@ class CopyRun:
 
 
 def run_copies(
-    work: Work,
+    work: Exports,
     images: list[ManagedImage],
     client: CloudClient,
     ctx: EventContext,
@@ -829,7 +829,7 @@ def run_copies(
 
 
 def _run_copies(
-    work: Work,
+    work: Exports,
     images: list[ManagedImage],
     client: CloudClient,
     ctx: EventContext,

@@ -17,7 +17,7 @@ from function.errors import ExportError
 from function.handoff import hand_on
 from function.results import EventContext, policy_completed_event
 from function.runtime import Runtime
-from function.work import ExportOrder, Outcome, PlanRequest, Rejection, Work
+from function.work import ExportOrder, Exports, Outcome, PlanRequest, Rejection
 
 if TYPE_CHECKING:  # the cloud stack loads when an export needs it, not on import
     from function.cloud.client import CloudClient
@@ -45,7 +45,7 @@ class Connection:
 
 
 def run_work(
-    work: Work, settings: Settings, runtime: Runtime, connect: Connection
+    work: Exports, settings: Settings, runtime: Runtime, connect: Connection
 ) -> tuple[list[Outcome], list[str]]:
     """Resolve plans, drop duplicates and dry runs, export the rest; outcomes in order.
     Nothing is sent when the configuration is unusable."""
@@ -135,7 +135,9 @@ def run_work(
     return [settled.get(id(i)) or _settled(i) for i in items], planner.notes
 
 
-def delivery_reserve(settings: Settings, work: Work, client: CloudClient, events: int) -> Reserve:
+def delivery_reserve(
+    settings: Settings, work: Exports, client: CloudClient, events: int
+) -> Reserve:
     """What the exporter keeps back for the hand-off and the delivery of ``events`` result
     events to the configured sinks, priced at what this invocation's requests cost."""
     from function.exporter import Reserve
@@ -150,7 +152,7 @@ def delivery_reserve(settings: Settings, work: Work, client: CloudClient, events
     )
 
 
-def timer_policies(work: Work) -> list[str]:
+def timer_policies(work: Exports) -> list[str]:
     """The timer policies this invocation works on: the timer's own, or, in a continuation
     of a timer run, those its orders carry."""
     if work.trigger != "timer":
@@ -162,7 +164,7 @@ def timer_policies(work: Work) -> list[str]:
 
 
 def policy_summaries(
-    work: Work,
+    work: Exports,
     outcomes: list[Outcome],
     per_policy: Mapping[str, Mapping[str, int]],
     ctx: EventContext,

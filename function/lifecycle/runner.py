@@ -43,7 +43,7 @@ from function.lifecycle.rules import (
 )
 from function.lifecycle.tags import MARKER_KEY, MARKER_VALUE, ORPHANED_KEY, REPORTED_KEY
 from function.results import EventContext
-from function.work import Outcome, Work
+from function.work import Exports, Outcome
 
 log = structlog.get_logger("evs_export.lifecycle")
 
@@ -64,7 +64,7 @@ class LifecycleResult:
 
 
 def run_tasks(
-    work: Work,
+    work: Exports,
     outcomes: Sequence[Outcome],
     ctx: EventContext,
     connect: Callable[[], CloudClient],
@@ -140,7 +140,7 @@ def _vanished(
     client: CloudClient,
     images: list[ManagedImage],
     rules: list[KeepRule],
-    work: Work,
+    work: Exports,
     budget: Budget,
 ) -> set[str]:
     """Source volumes of the policies' images that no longer exist. Volumes this run found

@@ -15,7 +15,7 @@ from function.names import check_template
 from function.runtime import Runtime
 from function.times import parse_time
 from function.triggers import CHAT_JOB_KEY as JOB_KEY
-from function.work import PlanRequest, Rejection, Work
+from function.work import Exports, PlanRequest, Rejection, correlation_id
 
 NAME = "chat"
 SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
@@ -25,15 +25,11 @@ def matches(event: object) -> bool:
     return isinstance(event, Mapping) and JOB_KEY in event
 
 
-def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Exports:
     job = event.get(JOB_KEY)
     job = job if isinstance(job, Mapping) else {}
-    correlation = job.get("correlation_id")
-    work = Work(
-        NAME,
-        correlation[:128] if isinstance(correlation, str) and correlation else runtime.request_id,
-    )
-    work.response_url = slack_url(job.get("response_url"))
+    correlation = correlation_id(job.get("correlation_id"), runtime.request_id)
+    response_url = slack_url(job.get("response_url"))
     try:
         server_id = job.get("server_id")
         if not is_uuid(server_id):
@@ -44,15 +40,14 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
         if not isinstance(force, bool):
             raise InvalidInput(f"{JOB_KEY}.force", "force must be true or false")
     except InvalidInput as exc:
-        work.items.append(Rejection(None, exc))
-        return work
+        return Exports(NAME, correlation, items=(Rejection(None, exc),), response_url=response_url)
     disk_format = job.get("disk_format")
     options = wire_options(
         force=True if force else None,
         disk_format=disk_format if disk_format in DISK_FORMATS else None,
     )
-    work.plans.append(chat_plan(template, when, options, server_ids=(str(server_id),)))
-    return work
+    plan = chat_plan(template, when, options, server_ids=(str(server_id),))
+    return Exports(NAME, correlation, plans=(plan,), response_url=response_url)
 
 
 def chat_plan(

@@ -24,7 +24,7 @@ from function.tagbudget import COPY_ROOM, MAX_KEY_CHARS, copyable
 from function.times import parse_iso, parse_time
 from function.triggers import CONTINUATION_KEY
 from function.triggers.chat_job import slack_url
-from function.work import ExportOrder, PlanRequest, Rejection, Work
+from function.work import ExportOrder, Exports, PlanRequest, Rejection, correlation_id
 
 NAME = "continuation"
 KEY = CONTINUATION_KEY
@@ -40,7 +40,7 @@ def matches(event: object) -> bool:
 
 
 def build(
-    work: Work, orders: Sequence[ExportOrder], waits: Sequence[PlanRequest] = ()
+    work: Exports, orders: Sequence[ExportOrder], waits: Sequence[PlanRequest] = ()
 ) -> dict[str, Any]:
     """The event that carries ``orders`` (and ``waits``) to the next invocation."""
     job: dict[str, Any] = {
@@ -92,71 +92,75 @@ def _order(order: ExportOrder) -> dict[str, Any]:
     return out
 
 
-def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Exports:
     job = event.get(KEY)
     job = job if isinstance(job, Mapping) else {}
     trigger = job.get("trigger") if job.get("trigger") in TRIGGERS else "direct"
-    correlation = job.get("correlation_id")
-    work = Work(
-        str(trigger),
-        correlation[:128] if isinstance(correlation, str) and correlation else runtime.request_id,
-    )
     hop = job.get("hop")
-    work.hop = hop if isinstance(hop, int) and not isinstance(hop, bool) and hop > 0 else 1
-    work.response_url = slack_url(job.get("response_url"))
+
+    def work(items: list[ExportOrder | Rejection], plans: list[PlanRequest]) -> Exports:
+        return Exports(
+            str(trigger),
+            correlation_id(job.get("correlation_id"), lambda: runtime.request_id),
+            items=tuple(items),
+            plans=tuple(plans),
+            response_url=slack_url(job.get("response_url")),
+            hop=hop if isinstance(hop, int) and not isinstance(hop, bool) and hop > 0 else 1,
+        )
+
+    items: list[ExportOrder | Rejection] = []
+    plans: list[PlanRequest] = []
     orders = job.get("orders")
     waits = job.get("waits")
     if isinstance(waits, list) and waits:
         for i, raw_wait in enumerate(waits):
             try:
-                work.plans.append(_wait_in(raw_wait, f"{KEY}.waits[{i}]"))
+                plans.append(_wait_in(raw_wait, f"{KEY}.waits[{i}]"))
             except InvalidInput as exc:
-                work.items.append(Rejection(None, exc))
+                items.append(Rejection(None, exc))
         if orders == []:
-            return work
+            return work(items, plans)
     if not isinstance(orders, list) or not orders:
-        work.items.append(
+        items.append(
             Rejection(None, InvalidInput(f"{KEY}.orders", "orders must be a non-empty list"))
         )
-        return work
+        return work(items, plans)
     for i, raw in enumerate(orders):
-        where = f"{KEY}.orders[{i}]"
-        if not isinstance(raw, Mapping):
-            work.items.append(Rejection(None, InvalidInput(where, f"{where} must be an object")))
-            continue
-        body = raw.get("body")
-        try:
-            request, wire = parse_export(
-                {"volume_id": raw.get("volume_id"), **(body if isinstance(body, Mapping) else {})},
-                where,
-            )
-        except InvalidInput as exc:
-            volume = raw.get("volume_id")
-            work.items.append(Rejection(volume if is_uuid(volume) else None, exc))
-            continue
-        keep = raw.get("keep")
-        attempts = raw.get("attempts")
-        run_time, image_tags, dropped = _read_policy_fields(raw)
-        work.items.append(
-            ExportOrder(
-                volume_id=request.volume_id,
-                body=wire,
-                policy=_opt_str(raw.get("policy")),
-                server_id=_opt_str(raw.get("server_id")),
-                dry_run=raw.get("dry_run") is True,
-                keep=keep
-                if isinstance(keep, int) and not isinstance(keep, bool) and keep > 0
-                else None,
-                attempts=attempts
-                if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0
-                else 0,
-                ambiguous=raw.get("ambiguous") is True,
-                run_time=run_time,
-                image_tags=image_tags,
-                tags_dropped=dropped,
-            )
+        items.append(_order_in(raw, f"{KEY}.orders[{i}]"))
+    return work(items, plans)
+
+
+def _order_in(raw: object, where: str) -> ExportOrder | Rejection:
+    """One order as ``_order`` wrote it, or its rejection."""
+    if not isinstance(raw, Mapping):
+        return Rejection(None, InvalidInput(where, f"{where} must be an object"))
+    body = raw.get("body")
+    try:
+        request, wire = parse_export(
+            {"volume_id": raw.get("volume_id"), **(body if isinstance(body, Mapping) else {})},
+            where,
         )
-    return work
+    except InvalidInput as exc:
+        volume = raw.get("volume_id")
+        return Rejection(volume if is_uuid(volume) else None, exc)
+    keep = raw.get("keep")
+    attempts = raw.get("attempts")
+    run_time, image_tags, dropped = _read_policy_fields(raw)
+    return ExportOrder(
+        volume_id=request.volume_id,
+        body=wire,
+        policy=_opt_str(raw.get("policy")),
+        server_id=_opt_str(raw.get("server_id")),
+        dry_run=raw.get("dry_run") is True,
+        keep=keep if isinstance(keep, int) and not isinstance(keep, bool) and keep > 0 else None,
+        attempts=attempts
+        if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 0
+        else 0,
+        ambiguous=raw.get("ambiguous") is True,
+        run_time=run_time,
+        image_tags=image_tags,
+        tags_dropped=dropped,
+    )
 
 
 def _policy_fields(order: ExportOrder) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from function.lifecycle import (
 )
 from function.tagbudget import COPY_STATE, MAX_IMAGE_TAGS
 from function.triggers import continuation
-from function.work import ExportOrder, Work
+from function.work import ExportOrder, Exports
 from tests.functional.conftest import (
     RESULT_SECRET,
     START,
@@ -262,7 +262,7 @@ def test_continuation_of_a_timer_policy_emits_its_own_summary(harness: Harness) 
         image_tags={"env": "prod"},
         tags_dropped=("app",),
     )
-    work = Work("timer", "timer:nightly-timer:x")
+    work = Exports("timer", "timer:nightly-timer:x")
     event = continuation.build(work, [order])
     result = harness.run(event)
     data = summary(result)

@@ -26,7 +26,7 @@ from function.lifecycle import (
 from function.results import EventContext, policy_completed_event, summarize
 from function.retention import Orphans, Rules
 from function.triggers import continuation, timer
-from function.work import ExportOrder, Work
+from function.work import ExportOrder, Exports
 from tests.unit.fakes import START, VOLUME
 
 BASE: dict[str, Any] = {"policy": "cbr", "select": {"tags": {"backup": "daily"}}}
@@ -128,7 +128,7 @@ def test_continuation_round_trips_run_time_and_copied_tags() -> None:
         image_tags={"env": "prod"},
         tags_dropped=("app",),
     )
-    event = continuation.build(Work("timer", "c"), [order])
+    event = continuation.build(Exports("timer", "c"), [order])
     work = continuation.parse(event, None, None)  # type: ignore[arg-type]
     [back] = work.items
     assert isinstance(back, ExportOrder)
