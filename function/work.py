@@ -9,20 +9,22 @@ from typing import Any, Literal
 
 from function.cloud.records import Accepted
 from function.errors import ExportError
-from function.model import ACTION_KEY
+from function.model import UploadOptions
 from function.retention import Orphans, Rules
 
 
 @dataclass(frozen=True)
 class ExportOrder:
-    """One volume to export, with the exact wire body to send. ``attempts`` and
+    """One volume to export, with its typed upload options. ``attempts`` and
     ``ambiguous`` travel with an order handed on to a continuation: the export attempts
     already spent on it, and whether one of them may have made an image (then the next
     attempt looks for the image before sending)."""
 
     volume_id: str
-    body: dict[str, Any]
+    upload: UploadOptions
     policy: str | None = None
+    # server_id and keep are only carried into the continuation event, whose JSON has
+    # always held them (nothing reads them back).
     server_id: str | None = None
     dry_run: bool = False
     keep: int | None = None
@@ -33,14 +35,8 @@ class ExportOrder:
     tags_dropped: tuple[str, ...] = ()  # volume tags copy_tags asked for that do not fit
 
     @property
-    def options(self) -> dict[str, Any]:
-        inner = self.body[ACTION_KEY]
-        assert isinstance(inner, dict)
-        return inner
-
-    @property
     def image_name(self) -> str:
-        return str(self.options["image_name"])
+        return self.upload.image_name
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,11 @@ def _order(order: ExportOrder) -> dict[str, Any]:
     """One order of the event. ``attempts`` and ``ambiguous`` are written only when set, so
     a fresh order has the shape earlier versions wrote, and an order without them (from an
     earlier version) reads as fresh."""
+    from function.cloud.evs import upload_body
+
     out: dict[str, Any] = {
         "volume_id": order.volume_id,
-        "body": order.body,
+        "body": upload_body(order.upload),
         "policy": order.policy,
         "server_id": order.server_id,
         "dry_run": order.dry_run,
@@ -136,7 +138,7 @@ def _order_in(raw: object, where: str) -> ExportOrder | Rejection:
         return Rejection(None, InvalidInput(where, f"{where} must be an object"))
     body = raw.get("body")
     try:
-        request, wire = parse_export(
+        request, upload = parse_export(
             {"volume_id": raw.get("volume_id"), **(body if isinstance(body, Mapping) else {})},
             where,
         )
@@ -148,7 +150,7 @@ def _order_in(raw: object, where: str) -> ExportOrder | Rejection:
     run_time, image_tags, dropped = _read_policy_fields(raw)
     return ExportOrder(
         volume_id=request.volume_id,
-        body=wire,
+        upload=upload,
         policy=_opt_str(raw.get("policy")),
         server_id=_opt_str(raw.get("server_id")),
         dry_run=raw.get("dry_run") is True,

@@ -59,11 +59,11 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Exp
             return work(Rejection(None, error))
         return work(*_batch(body["exports"]))
     try:
-        request, wire = parse_export(body)
+        request, upload = parse_export(body)
     except InvalidInput as exc:
         volume = body.get("volume_id")
         return work(Rejection(volume if is_uuid(volume) else None, exc))
-    return work(ExportOrder(request.volume_id, wire))
+    return work(ExportOrder(request.volume_id, upload))
 
 
 def _batch(items: object) -> list[ExportOrder | Rejection]:
@@ -87,7 +87,7 @@ def _batch(items: object) -> list[ExportOrder | Rejection]:
     for i, raw in enumerate(items):
         where = f"exports[{i}]"
         try:
-            request, wire = parse_export(raw, where)
+            request, upload = parse_export(raw, where)
         except InvalidInput as exc:
             volume = raw.get("volume_id") if isinstance(raw, Mapping) else None
             parsed.append(Rejection(volume if is_uuid(volume) else None, exc))
@@ -107,7 +107,7 @@ def _batch(items: object) -> list[ExportOrder | Rejection]:
             )
             continue
         seen[key] = i
-        parsed.append(ExportOrder(request.volume_id, wire))
+        parsed.append(ExportOrder(request.volume_id, upload))
     bad = [p for p in parsed if isinstance(p, Rejection)]
     if not bad:
         return parsed

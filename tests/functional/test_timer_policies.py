@@ -18,6 +18,7 @@ from function.lifecycle import (
     STARTED_KEY,
     VOLUME_KEY,
 )
+from function.model import UploadOptions
 from function.tagbudget import COPY_STATE, MAX_IMAGE_TAGS
 from function.triggers import continuation
 from function.work import ExportOrder, Exports
@@ -256,7 +257,7 @@ def test_continuation_of_a_timer_policy_emits_its_own_summary(harness: Harness) 
     when = START - timedelta(minutes=5)
     order = ExportOrder(
         VOLUME_A,
-        {"os-volume_upload_image": {"image_name": "daily-late"}},
+        UploadOptions("daily-late"),
         policy="daily",
         run_time=when,
         image_tags={"env": "prod"},

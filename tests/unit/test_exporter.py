@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from function.exporter import Reserve
-from function.model import ACTION_KEY
+from function.model import ACTION_KEY, UploadOptions
 from function.triggers import continuation
 from function.work import ExportOrder, Exports
 from tests.unit.fakes import VOLUME, make_runtime, make_settings
 
 
 def order(**extra: Any) -> ExportOrder:
-    return ExportOrder(VOLUME, {ACTION_KEY: {"image_name": "img-1"}}, **extra)
+    return ExportOrder(VOLUME, UploadOptions("img-1"), **extra)
 
 
 def test_reserve_is_the_handoff_and_return_without_sinks() -> None:

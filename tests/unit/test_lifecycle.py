@@ -33,6 +33,7 @@ from function.lifecycle import (
     to_delete,
     to_report,
 )
+from function.model import UploadOptions
 from function.results import EventContext
 from function.triggers import direct, timer
 from function.work import ExportOrder, Exports, Outcome, PlanRequest, Rejection
@@ -53,7 +54,7 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 
 
 def order(policy: str | None = "nightly", volume: str = VOLUME) -> ExportOrder:
-    return ExportOrder(volume, {"os-volume_upload_image": {"image_name": "img"}}, policy=policy)
+    return ExportOrder(volume, UploadOptions("img"), policy=policy)
 
 
 def image(
