@@ -18,7 +18,7 @@ from function.names import check_template
 from function.runtime import Runtime
 from function.signatures import SignatureError, verify_slack
 from function.triggers import CHAT_JOB_KEY
-from function.triggers.chat_job import chat_plan
+from function.triggers.chat_job import ChatJob, chat_plan
 from function.triggers.webhook import unauthorized
 from function.work import Exports, HandOff, ImageQuery, Reply, Work, correlation_id
 
@@ -95,22 +95,23 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
         check_template(command.image_name or SERVER_TEMPLATE, "name")
     except InvalidInput as exc:
         return answer(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
-    job = {
-        "server_id": command.server_id,
-        "force": command.force,
-        "disk_format": command.disk_format,
-        "image_name": command.image_name or SERVER_TEMPLATE,
-        "time": int(when.timestamp()),
-        "response_url": cmd.response_url,
-        "user_id": cmd.user_id,
-        "channel_id": cmd.channel_id,
-        "correlation_id": correlation,
-    }
+    # Built from checked values as they are (no validation: ``chat_job`` parses it).
+    job = ChatJob.model_construct(
+        server_id=command.server_id,
+        force=command.force,
+        disk_format=command.disk_format,
+        image_name=command.image_name or SERVER_TEMPLATE,
+        time=when,
+        response_url=cmd.response_url,
+        user_id=cmd.user_id,
+        channel_id=cmd.channel_id,
+        correlation_id=correlation,
+    )
     server_id = command.server_id
     return HandOff(
         NAME,
         correlation,
-        {JOB_KEY: job},
+        job.event(),
         lambda result: reply(handoff_message(server_id, result)),
     )
 
