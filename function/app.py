@@ -89,7 +89,8 @@ def run_exports(
 ) -> dict[str, Any]:
     """The export pipeline, the life cycle, the deliveries and the summary of ``work``."""
     connect = Connection(settings, runtime, transport)
-    outcomes, notes = run_work(work, settings, runtime, connect)
+    ran = run_work(work, settings, runtime, connect)
+    outcomes, notes = ran.outcomes, ran.notes
     ctx = EventContext(
         source=event_source(settings, runtime),
         trigger=work.trigger,
@@ -104,13 +105,13 @@ def run_exports(
     if work.tasks:
         from function.lifecycle import run_tasks
 
-        life = run_tasks(work, outcomes, ctx, connect, settings.max_concurrency)
+        life = run_tasks(work, outcomes, ctx, connect, settings.max_concurrency, ran.selections)
         events += life.events
         notes = [*notes, *life.notes]
         sections.update(life.sections)
         per_policy = life.per_policy
         copies = life.copies
-    events += policy_summaries(work, outcomes, per_policy, ctx, began, copies)
+    events += policy_summaries(work, outcomes, per_policy, ctx, began, copies, ran.selections)
     # An API may echo what it was sent: no registered secret leaves in a result or delivery.
     events = logging_setup.REDACTOR.mask(events)
     for ev in events:

@@ -134,8 +134,7 @@ def correlation_id(value: object, fallback: str | Callable[[], str]) -> str:
 @dataclass(frozen=True)
 class Exports:
     """Export work: orders, rejections and outcomes (``items``) and plans, in the order the
-    caller named them, with the life-cycle ``tasks``. ``respond`` shapes the return value;
-    ``selections`` is filled by the planner (per policy)."""
+    caller named them, with the life-cycle ``tasks``. ``respond`` shapes the return value."""
 
     trigger: str
     correlation_id: str
@@ -146,7 +145,6 @@ class Exports:
     respond: Respond | None = None
     response_url: str | None = None  # Slack's reply URL for chat-triggered work
     hop: int = 0  # place in a chain of continuations (0: the first invocation)
-    selections: dict[str, Selection] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
