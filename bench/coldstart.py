@@ -368,17 +368,17 @@ def ours_export_only(fake: Fake) -> Callable[[], None]:
     from function.cloud.evs import EvsClient
     from function.cloud.transport import default_transport
     from function.config import Settings
+    from function.model import UploadOptions
     from function.runtime import Runtime
 
     event = load_json(EVENT_FILE)
     settings = Settings.from_env(function_env(fake.url, MAX_REQUESTS_PER_SECOND="1000"))
     volume_id = str(event["volume_id"])
-    body = {k: v for k, v in event.items() if k != "volume_id"}
-    name = str(body["os-volume_upload_image"]["image_name"])
+    upload = UploadOptions.from_wire(event["os-volume_upload_image"])
 
     def call() -> None:
         client = CloudClient(settings, Runtime(), default_transport())
-        accepted = EvsClient(client).export(volume_id, body, name, lambda _: None)
+        accepted = EvsClient(client).export(volume_id, upload, lambda _: None)
         if not accepted.image_id:
             raise RuntimeError("ours (export only) did not export")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -19,7 +20,7 @@ from function.pipeline import Connection, policy_summaries, run_work
 from function.results import EventContext, outcome_event, summarize
 from function.runtime import Runtime
 from function.triggers import route
-from function.work import Rejection, Work
+from function.work import Exports, HandOff, ImageQuery, Rejection, Reply, Work
 
 if TYPE_CHECKING:  # the cloud stack loads when an export needs it, not on import
     from function.cloud.transport import Transport
@@ -60,19 +61,36 @@ def handle(
     logging_setup.REDACTOR.register(settings.secret_values())
     began = runtime.clock()
     trigger = route(event)
+    work: Work
     if trigger is None:
-        work = Work("direct", runtime.request_id, [Rejection(None, _unknown_event(event))])
+        rejection = Rejection(None, _unknown_event(event))
+        work = Exports("direct", runtime.request_id, items=(rejection,))
     else:
         work = trigger.parse(event, settings, runtime)
     structlog.contextvars.bind_contextvars(trigger=work.trigger, correlation_id=work.correlation_id)
-    if work.response is not None:
-        log.info("answered without export work", trigger=work.trigger)
-        return work.response
+    match work:
+        case Reply():
+            log.info("answered without export work", trigger=work.trigger)
+            return work.response
+        case HandOff() | ImageQuery():
+            connect = Connection(settings, runtime, transport)
+            side = logging_setup.REDACTOR.mask(side_request(work, settings, runtime, connect))
+            return work.respond(side)
+        case Exports():
+            return run_exports(work, settings, runtime, transport, began)
+
+
+def run_exports(
+    work: Exports,
+    settings: Settings,
+    runtime: Runtime,
+    transport: Transport | None,
+    began: datetime,
+) -> dict[str, Any]:
+    """The export pipeline, the life cycle, the deliveries and the summary of ``work``."""
     connect = Connection(settings, runtime, transport)
-    if work.handoff is not None or work.image_query is not None:
-        side = logging_setup.REDACTOR.mask(side_request(work, settings, runtime, connect))
-        return work.respond(side) if work.respond is not None else side
-    outcomes, notes = run_work(work, settings, runtime, connect)
+    ran = run_work(work, settings, runtime, connect)
+    outcomes, notes = ran.outcomes, ran.notes
     ctx = EventContext(
         source=event_source(settings, runtime),
         trigger=work.trigger,
@@ -87,13 +105,13 @@ def handle(
     if work.tasks:
         from function.lifecycle import run_tasks
 
-        life = run_tasks(work, outcomes, ctx, connect, settings.max_concurrency)
+        life = run_tasks(work, outcomes, ctx, connect, settings.max_concurrency, ran.selections)
         events += life.events
         notes = [*notes, *life.notes]
         sections.update(life.sections)
         per_policy = life.per_policy
         copies = life.copies
-    events += policy_summaries(work, outcomes, per_policy, ctx, began, copies)
+    events += policy_summaries(work, outcomes, per_policy, ctx, began, copies, ran.selections)
     # An API may echo what it was sent: no registered secret leaves in a result or delivery.
     events = logging_setup.REDACTOR.mask(events)
     for ev in events:
@@ -118,7 +136,7 @@ def handle(
     return work.respond(result) if work.respond is not None else result
 
 
-def sinks_configured(settings: Settings, work: Work) -> bool:
+def sinks_configured(settings: Settings, work: Exports) -> bool:
     """Whether result events go anywhere besides the log (webhook, SMN, Slack)."""
     return bool(settings.result_webhook_url or settings.result_smn_topic_urn or work.response_url)
 

@@ -69,7 +69,7 @@ from function.lifecycle import (
 )
 from function.results import EventContext, cloud_event
 from function.retention import parse_duration
-from function.work import CopyTarget, PlanRequest, Work
+from function.work import CopyTarget, Exports, PlanRequest, Selection
 
 log = structlog.get_logger("evs_export.copies")
 
@@ -369,15 +369,17 @@ class CopyRun:
 
     def __init__(
         self,
-        work: Work,
+        work: Exports,
         images: list[ManagedImage],
         client: CloudClient,
         ctx: EventContext,
         budget: Budget,
         max_workers: int,
         result: LifecycleResult,
+        selections: Mapping[str, Selection],
     ) -> None:
         self.work = work
+        self.selections = selections
         self.images = images
         self.client = client
         self.ims = ImsClient(client)
@@ -724,7 +726,7 @@ class CopyRun:
             replicas = [r for r in replicas if r.id not in gone]
         newest = newest_copies(replicas)
         now = plan.time
-        selection = self.work.selections.get(plan.policy or "")
+        selection = self.selections.get(plan.policy or "")
         volumes = sorted(set(groups) | set(newest) | set(selection.exported if selection else ()))
         ages: dict[str, Any] = {}
         for volume_id in volumes:
@@ -807,7 +809,7 @@ class CopyRun:
 
 
 def run_copies(
-    work: Work,
+    work: Exports,
     images: list[ManagedImage],
     client: CloudClient,
     ctx: EventContext,
@@ -815,13 +817,16 @@ def run_copies(
     max_workers: int,
     result: LifecycleResult,
     reported: Sequence[str] = (),
+    selections: Mapping[str, Selection] | None = None,
 ) -> None:
     """The copies and sharing of the work's timer policies (see the module's docstring).
     ``reported``: images reconcile reported in this run (their reported tag is now set).
     A bug here never costs the run's exports or reports: it becomes the ``copies`` section's
     error (what was recorded stays recorded; the next run goes on from there)."""
     try:
-        _run_copies(work, images, client, ctx, budget, max_workers, result, reported)
+        _run_copies(
+            work, images, client, ctx, budget, max_workers, result, reported, selections or {}
+        )
     except Exception as exc:
         log.exception("copies crashed")
         error = {"code": "InternalError", "message": f"unexpected {type(exc).__name__}"}
@@ -829,7 +834,7 @@ def run_copies(
 
 
 def _run_copies(
-    work: Work,
+    work: Exports,
     images: list[ManagedImage],
     client: CloudClient,
     ctx: EventContext,
@@ -837,6 +842,7 @@ def _run_copies(
     max_workers: int,
     result: LifecycleResult,
     reported: Sequence[str],
+    selections: Mapping[str, Selection],
 ) -> None:
     plans = [p for p in work.plans if p.policy and (p.copies or p.share_with)]
     if not plans:
@@ -859,7 +865,7 @@ def _run_copies(
         )
         for i in images
     ]
-    run = CopyRun(work, images, client, ctx, budget, max_workers, result)
+    run = CopyRun(work, images, client, ctx, budget, max_workers, result, selections)
     for plan in plans:
         for target in plan.copies:
             run.follow(plan, target)

@@ -206,8 +206,7 @@ class Exporter:
         try:
             accepted = self.evs.export_once(
                 order.volume_id,
-                order.body,
-                order.image_name,
+                order.upload,
                 self.ims.find_export if entry.ambiguous else None,
             )
         except ExportError as exc:

@@ -14,7 +14,7 @@ from function.config import Settings
 from function.errors import ConfigError, ExportError
 from function.results import summarize
 from function.runtime import Runtime
-from function.work import ExportOrder, Outcome, PlanRequest, Work
+from function.work import ExportOrder, Exports, HandOff, ImageQuery, Outcome, PlanRequest
 
 if TYPE_CHECKING:
     from function.cloud.client import CloudClient
@@ -24,7 +24,7 @@ log = structlog.get_logger("evs_export")
 
 
 def hand_on(
-    work: Work,
+    work: Exports,
     deferred: list[ExportOrder],
     client: CloudClient,
     settings: Settings,
@@ -93,25 +93,25 @@ def hand_on(
 
 
 def side_request(
-    work: Work, settings: Settings, runtime: Runtime, connect: Connection
+    work: HandOff | ImageQuery, settings: Settings, runtime: Runtime, connect: Connection
 ) -> dict[str, Any]:
     """Work that is not an export: hand the work to an asynchronous invocation of this
     function, or read one image's status."""
     result: dict[str, Any] = {"results": [], "summary": summarize([])}
-    key = "handoff" if work.handoff is not None else "image"
+    key = "handoff" if isinstance(work, HandOff) else "image"
     try:
         client = connect()
-        if work.handoff is not None:
+        if isinstance(work, HandOff):
             from function.cloud.functiongraph import FunctionGraphClient
 
             urn = function_urn(settings, runtime)
-            request_id = FunctionGraphClient(client).invoke_async(urn, work.handoff)
+            request_id = FunctionGraphClient(client).invoke_async(urn, work.event)
             result["handoff"] = {"request_id": request_id, "function_urn": urn}
             log.info("work handed to an asynchronous invocation", async_request_id=request_id)
-        elif work.image_query is not None:
+        else:
             from function.cloud.ims import ImsClient
 
-            result["image"] = ImsClient(client).get_image(work.image_query)
+            result["image"] = ImsClient(client).get_image(work.image_id)
     except ExportError as exc:
         log.warning("side request failed", error=exc.as_dict())
         result[key] = {"error": exc.as_dict()} if key == "handoff" else None

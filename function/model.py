@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -110,14 +111,46 @@ class UploadImage(BaseModel):
             raise ValueError(problem)
         return value
 
-    def wire(self, order: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The fields the caller set, under their wire keys, in the caller's order."""
-        body = self.model_dump(by_alias=True, exclude_unset=True)
-        if order is None:
-            return body
-        ordered = {k: body[k] for k in order if k in body}
-        ordered.update({k: v for k, v in body.items() if k not in ordered})
-        return ordered
+
+WIRE_KEYS = ("image_name", "disk_format", "container_format", "force", "__os_type")
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """One export's validated ``os-volume_upload_image`` fields (None: not set, the API's
+    default applies). ``order`` holds the wire keys the caller set, in the caller's order;
+    ``function.cloud.evs.upload_body`` builds the wire body from it."""
+
+    image_name: str
+    disk_format: DiskFormat | None = None
+    container_format: ContainerFormat | None = None
+    force: bool | None = None
+    os_type: OsType | None = None
+    order: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, upload: UploadImage, order: Iterable[object] = ()) -> UploadOptions:
+        """The validated model's fields, with the caller's key order."""
+        return cls(
+            image_name=upload.image_name,
+            disk_format=upload.disk_format,
+            container_format=upload.container_format,
+            force=upload.force,
+            os_type=upload.os_type,
+            order=tuple(k for k in order if isinstance(k, str) and k in WIRE_KEYS),
+        )
+
+    @classmethod
+    def from_wire(cls, options: Mapping[str, Any]) -> UploadOptions:
+        """Options already checked, under their wire keys (a plan's name and options)."""
+        return cls(
+            image_name=str(options["image_name"]),
+            disk_format=options.get("disk_format"),
+            container_format=options.get("container_format"),
+            force=options.get("force"),
+            os_type=options.get("__os_type"),
+            order=tuple(k for k in options if k in WIRE_KEYS),
+        )
 
 
 class ExportRequest(BaseModel):
@@ -138,8 +171,8 @@ class ExportRequest(BaseModel):
         return value
 
 
-def parse_export(raw: object, where: str = "") -> tuple[ExportRequest, dict[str, Any]]:
-    """Validate one direct export; return it and its wire body (caller's key order).
+def parse_export(raw: object, where: str = "") -> tuple[ExportRequest, UploadOptions]:
+    """Validate one direct export; return it and its typed options (caller's key order).
 
     Raises InvalidInput naming the first offending field (``where`` prefixes its path).
     """
@@ -151,7 +184,7 @@ def parse_export(raw: object, where: str = "") -> tuple[ExportRequest, dict[str,
         raise invalid_from(exc, where) from None
     inner = raw.get(ACTION_KEY)
     order = inner if isinstance(inner, Mapping) else None
-    return request, {ACTION_KEY: request.upload.wire(order)}
+    return request, UploadOptions.of(request.upload, order or ())
 
 
 def invalid_from(exc: ValidationError, where: str = "") -> InvalidInput:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from function.errors import ExportError
 from function.handoff import hand_on
 from function.results import EventContext, policy_completed_event
 from function.runtime import Runtime
-from function.work import ExportOrder, Outcome, PlanRequest, Rejection, Work
+from function.work import ExportOrder, Exports, Outcome, PlanRequest, Rejection, Selection
 
 if TYPE_CHECKING:  # the cloud stack loads when an export needs it, not on import
     from function.cloud.client import CloudClient
@@ -44,9 +45,17 @@ class Connection:
             return self._client
 
 
-def run_work(
-    work: Work, settings: Settings, runtime: Runtime, connect: Connection
-) -> tuple[list[Outcome], list[str]]:
+@dataclass(frozen=True)
+class Ran:
+    """What the pipeline came to: the outcomes in order, notes, and per policy what its
+    selection matched (``Selection``, for the life cycle and the policy summaries)."""
+
+    outcomes: list[Outcome]
+    notes: list[str] = field(default_factory=list)
+    selections: Mapping[str, Selection] = field(default_factory=dict)
+
+
+def run_work(work: Exports, settings: Settings, runtime: Runtime, connect: Connection) -> Ran:
     """Resolve plans, drop duplicates and dry runs, export the rest; outcomes in order.
     Nothing is sent when the configuration is unusable."""
     from function.cloud.ecs import EcsClient
@@ -58,13 +67,13 @@ def run_work(
     items: list[ExportOrder | Rejection | Outcome] = list(work.items)
     needs_cloud = bool(work.plans) or any(isinstance(i, ExportOrder) for i in items)
     if not needs_cloud:
-        return [_settled(i) for i in items], []
+        return Ran([_settled(i) for i in items])
     try:
         client = connect()
     except ExportError as exc:
         log.error("configuration error", error=exc.as_dict())
         items += [Rejection(None, exc) for _ in work.plans]
-        return [_settled(i, exc) for i in items], []
+        return Ran([_settled(i, exc) for i in items])
     planner = Planner(EvsClient(client), EcsClient(client), ImsClient(client))
     waits: list[PlanRequest] = []  # servers still stopping, to wait for in a later invocation
     waiting: list[Outcome] = []  # their disks, deferred
@@ -84,7 +93,6 @@ def run_work(
             items.extend(planner.resolve(plan))
         except ExportError as exc:
             items.append(Outcome(exc.outcome, None, error=exc))
-    work.selections.update(planner.selections)
     orders = [i for i in items if isinstance(i, ExportOrder)]
     try:
         # An order an earlier attempt may have exported is looked up by the exporter, which
@@ -132,10 +140,13 @@ def run_work(
                 recovered = exporter.recover(order) if order.ambiguous else None
                 settled[id(original)] = recovered or handed[id(order)]
         settled.update({id(o): handed[id(o)] for o in waiting if id(o) in handed})
-    return [settled.get(id(i)) or _settled(i) for i in items], planner.notes
+    outcomes = [settled.get(id(i)) or _settled(i) for i in items]
+    return Ran(outcomes, planner.notes, planner.selections)
 
 
-def delivery_reserve(settings: Settings, work: Work, client: CloudClient, events: int) -> Reserve:
+def delivery_reserve(
+    settings: Settings, work: Exports, client: CloudClient, events: int
+) -> Reserve:
     """What the exporter keeps back for the hand-off and the delivery of ``events`` result
     events to the configured sinks, priced at what this invocation's requests cost."""
     from function.exporter import Reserve
@@ -150,7 +161,7 @@ def delivery_reserve(settings: Settings, work: Work, client: CloudClient, events
     )
 
 
-def timer_policies(work: Work) -> list[str]:
+def timer_policies(work: Exports) -> list[str]:
     """The timer policies this invocation works on: the timer's own, or, in a continuation
     of a timer run, those its orders carry."""
     if work.trigger != "timer":
@@ -162,19 +173,20 @@ def timer_policies(work: Work) -> list[str]:
 
 
 def policy_summaries(
-    work: Work,
+    work: Exports,
     outcomes: list[Outcome],
     per_policy: Mapping[str, Mapping[str, int]],
     ctx: EventContext,
     began: datetime,
     copies: Mapping[str, Mapping[str, Any]] | None = None,
+    selections: Mapping[str, Selection] | None = None,
 ) -> list[dict[str, Any]]:
     """One ``evs.policy.completed`` per timer policy this invocation worked on (with its
     disaster-recovery ``copies`` when it has any)."""
     events: list[dict[str, Any]] = []
     for name in timer_policies(work):
         mine = [o for o in outcomes if o.order is None or o.order.policy in (None, name)]
-        selection = work.selections.get(name)
+        selection = (selections or {}).get(name)
         if selection is None:  # a continuation: the orders handed to it
             selected, excluded = len(mine), 0
         else:

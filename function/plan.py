@@ -18,7 +18,7 @@ from function.cloud.ims import ImsClient, holds_name
 from function.cloud.records import Server
 from function.cloud.tags import parse_tags
 from function.errors import ApiError, ExportError
-from function.model import ACTION_KEY
+from function.model import UploadOptions
 from function.names import make_unique, render
 from function.tagbudget import copied_tags
 from function.work import Exclude, ExportOrder, Outcome, PlanRequest, Selection
@@ -110,7 +110,7 @@ class Planner:
             copied, dropped = copied_tags(parse_tags(volume.get("tags")), plan.copy_tags)
             order = ExportOrder(
                 volume_id=volume_id,
-                body={ACTION_KEY: {"image_name": names[volume_id], **plan.options}},
+                upload=UploadOptions.from_wire({"image_name": names[volume_id], **plan.options}),
                 policy=plan.policy,
                 server_id=owner.id if owner else _attached_server(volume),
                 dry_run=plan.dry_run,

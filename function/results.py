@@ -51,7 +51,7 @@ def cloud_event(
 def outcome_event(ctx: EventContext, outcome: Outcome) -> dict[str, Any]:
     """The result event of one volume's outcome."""
     data: dict[str, Any] = {"volume_id": outcome.volume_id}
-    options = outcome.order.options if outcome.order is not None else {}
+    upload = outcome.order.upload if outcome.order is not None else None
     if outcome.image_name is not None:
         data["image_name"] = outcome.image_name
     if outcome.order is not None and outcome.order.policy:
@@ -62,8 +62,8 @@ def outcome_event(ctx: EventContext, outcome: Outcome) -> dict[str, Any]:
             image_id=acc.image_id,
             image_name=acc.image_name,
             status=acc.status,
-            disk_format=acc.disk_format or options.get("disk_format"),
-            container_format=acc.container_format or options.get("container_format"),
+            disk_format=acc.disk_format or (upload.disk_format if upload else None),
+            container_format=acc.container_format or (upload.container_format if upload else None),
             size_gb=acc.size_gb,
             request_id=acc.request_id,
         )

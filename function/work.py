@@ -9,20 +9,22 @@ from typing import Any, Literal
 
 from function.cloud.records import Accepted
 from function.errors import ExportError
-from function.model import ACTION_KEY
+from function.model import UploadOptions
 from function.retention import Orphans, Rules
 
 
 @dataclass(frozen=True)
 class ExportOrder:
-    """One volume to export, with the exact wire body to send. ``attempts`` and
+    """One volume to export, with its typed upload options. ``attempts`` and
     ``ambiguous`` travel with an order handed on to a continuation: the export attempts
     already spent on it, and whether one of them may have made an image (then the next
     attempt looks for the image before sending)."""
 
     volume_id: str
-    body: dict[str, Any]
+    upload: UploadOptions
     policy: str | None = None
+    # server_id and keep are only carried into the continuation event, whose JSON has
+    # always held them (nothing reads them back).
     server_id: str | None = None
     dry_run: bool = False
     keep: int | None = None
@@ -33,14 +35,8 @@ class ExportOrder:
     tags_dropped: tuple[str, ...] = ()  # volume tags copy_tags asked for that do not fit
 
     @property
-    def options(self) -> dict[str, Any]:
-        inner = self.body[ACTION_KEY]
-        assert isinstance(inner, dict)
-        return inner
-
-    @property
     def image_name(self) -> str:
-        return str(self.options["image_name"])
+        return self.upload.image_name
 
 
 @dataclass(frozen=True)
@@ -122,24 +118,65 @@ class PolicyRules:
     stale_after: str | None = None  # as written, e.g. "26h"
 
 
-@dataclass
-class Work:
-    """What a trigger asks for: orders, rejections and plans, in the order the caller named
-    them. ``respond`` shapes the return value (APIG, Slack); ``response`` answers at once."""
+Task = Literal["reconcile", "retention"]  # life-cycle work (function.lifecycle)
+Respond = Callable[[dict[str, Any]], dict[str, Any]]  # shapes the return value (APIG, Slack)
+MAX_CORRELATION = 128
+
+
+def correlation_id(value: object, fallback: str | Callable[[], str]) -> str:
+    """``value`` when it is a non-empty string, else ``fallback`` (read only then); cut to
+    128 characters."""
+    if isinstance(value, str) and value:
+        return value[:MAX_CORRELATION]
+    return (fallback if isinstance(fallback, str) else fallback())[:MAX_CORRELATION]
+
+
+@dataclass(frozen=True)
+class Exports:
+    """Export work: orders, rejections and outcomes (``items``) and plans, in the order the
+    caller named them, with the life-cycle ``tasks``. ``respond`` shapes the return value."""
 
     trigger: str
     correlation_id: str
-    items: list[ExportOrder | Rejection | Outcome] = field(default_factory=list)
-    plans: list[PlanRequest] = field(default_factory=list)
-    respond: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    response: dict[str, Any] | None = None
+    items: tuple[ExportOrder | Rejection | Outcome, ...] = ()
+    plans: tuple[PlanRequest, ...] = ()
+    tasks: frozenset[Task] = frozenset()
     note: str | None = None
-    handoff: dict[str, Any] | None = None  # an event to run asynchronously instead
-    image_query: str | None = None  # an image whose IMS status the reply shows
+    respond: Respond | None = None
     response_url: str | None = None  # Slack's reply URL for chat-triggered work
     hop: int = 0  # place in a chain of continuations (0: the first invocation)
-    tasks: list[str] = field(default_factory=list)  # lifecycle: "reconcile", "retention"
-    selections: dict[str, Selection] = field(default_factory=dict)  # per policy, by the planner
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Answered at once (a signature failure, a 4xx, a Slack help text)."""
+
+    trigger: str
+    correlation_id: str
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """An event to run in an asynchronous invocation of this function, and how to answer."""
+
+    trigger: str
+    correlation_id: str
+    event: dict[str, Any]
+    respond: Respond
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """One image whose IMS status the reply shows."""
+
+    trigger: str
+    correlation_id: str
+    image_id: str
+    respond: Respond
+
+
+Work = Exports | Reply | HandOff | ImageQuery
 
 
 OutcomeKind = Literal["accepted", "rejected", "failed", "skipped", "deferred"]

@@ -11,9 +11,26 @@ from function.cloud.client import CloudClient
 from function.cloud.records import Accepted as Accepted  # re-exported: its old home
 from function.cloud.tags import parse_tags
 from function.errors import ApiError
-from function.model import UploadImageResponse
+from function.model import ACTION_KEY, UploadImageResponse, UploadOptions
 
 LIST_PAGE = 1000
+
+
+def upload_body(upload: UploadOptions) -> dict[str, Any]:
+    """The export's wire body ``{"os-volume_upload_image": {...}}``: the fields set, under
+    their wire keys (``os_type`` as ``__os_type``), in the caller's order. The one place the
+    body is built (the export request and the continuation event)."""
+    named = {
+        "image_name": upload.image_name,
+        "disk_format": upload.disk_format,
+        "container_format": upload.container_format,
+        "force": upload.force,
+        "__os_type": upload.os_type,
+    }
+    given = {k: v for k, v in named.items() if v is not None}
+    inner = {k: given[k] for k in upload.order if k in given}
+    inner.update({k: v for k, v in given.items() if k not in inner})
+    return {ACTION_KEY: inner}
 
 
 class EvsClient:
@@ -23,33 +40,32 @@ class EvsClient:
     def export(
         self,
         volume_id: str,
-        body: dict[str, Any],
-        image_name: str,
+        upload: UploadOptions,
         find_image: Callable[[str], Accepted | None],
     ) -> Accepted:
         """Export, retried in place. After an ambiguous failure IMS is asked for the image by
         name before anything is sent again, so one request never makes two images. (The
         exporter does not use this loop: it sends ``export_once`` and requeues.)"""
         return self.client.retrier.run(
-            lambda: self.export_once(volume_id, body, image_name),
-            before_resend=lambda: find_image(image_name),
+            lambda: self.export_once(volume_id, upload),
+            before_resend=lambda: find_image(upload.image_name),
         )
 
     def export_once(
         self,
         volume_id: str,
-        body: dict[str, Any],
-        image_name: str,
+        upload: UploadOptions,
         look_first: Callable[[str], Accepted | None] | None = None,
     ) -> Accepted:
         """One attempt: with ``look_first`` (an earlier attempt failed ambiguously), the image
         it may have made is looked for first and, when found, returned without sending."""
+        image_name = upload.image_name
         if look_first is not None:
             found = look_first(image_name)
             if found is not None:
                 return found
         path = f"/v2/{self.client.project_id}/volumes/{volume_id}/action"
-        resp = self.client.send("evs", "POST", path, body=body)
+        resp = self.client.send("evs", "POST", path, body=upload_body(upload))
         try:
             parsed = UploadImageResponse.model_validate(resp.json()).result
         except ValidationError:

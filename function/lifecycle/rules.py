@@ -21,7 +21,7 @@ from function.retention import (
     is_stale,
     parse_duration,
 )
-from function.work import Work
+from function.work import Exports
 
 COMPLETED = "evs.export.completed"
 IMAGE_FAILED = "evs.export.image_failed"
@@ -96,7 +96,7 @@ class KeepRule:
         return self.retention.any() or self.orphans is not None
 
 
-def keep_rules(work: Work) -> list[KeepRule]:
+def keep_rules(work: Exports) -> list[KeepRule]:
     """One rule per policy of the work's plans that has any life-cycle key: ``keep`` alone,
     as before, and for timer policies every rule (orphan reports need no key)."""
     rules: dict[str, KeepRule] = {}

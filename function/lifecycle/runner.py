@@ -4,7 +4,7 @@ up by the next run)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -43,7 +43,7 @@ from function.lifecycle.rules import (
 )
 from function.lifecycle.tags import MARKER_KEY, MARKER_VALUE, ORPHANED_KEY, REPORTED_KEY
 from function.results import EventContext
-from function.work import Outcome, Work
+from function.work import Exports, Outcome, Selection
 
 log = structlog.get_logger("evs_export.lifecycle")
 
@@ -64,11 +64,12 @@ class LifecycleResult:
 
 
 def run_tasks(
-    work: Work,
+    work: Exports,
     outcomes: Sequence[Outcome],
     ctx: EventContext,
     connect: Callable[[], CloudClient],
     max_workers: int,
+    selections: Mapping[str, Selection] | None = None,
 ) -> LifecycleResult:
     """Reconcile and/or retention (``work.tasks``) over one listing of the managed images."""
     result = LifecycleResult()
@@ -117,13 +118,15 @@ def run_tasks(
     if any(plan.copies or plan.share_with for plan in work.plans):
         from function.copies import run_copies
 
-        run_copies(work, images, client, ctx, budget, max_workers, result, reported)
+        run_copies(
+            work, images, client, ctx, budget, max_workers, result, reported, selections or {}
+        )
     if rules:
-        vanished = _vanished(client, images, rules, work, budget)
+        vanished = _vanished(client, images, rules, selections or {}, budget)
         _retention(ims, images, rules, reported, vanished, ctx, budget, max_workers, result)
         _orphans(ims, images, rules, vanished, ctx, budget, max_workers, result)
         for rule in rules:
-            selection = work.selections.get(rule.name or "")
+            selection = (selections or {}).get(rule.name or "")
             if rule.stale_after and selection is not None and rule.now is not None:
                 stale = stale_events(ctx, images, rule, selection.exported, rule.now)
                 result.events.extend(stale)
@@ -140,7 +143,7 @@ def _vanished(
     client: CloudClient,
     images: list[ManagedImage],
     rules: list[KeepRule],
-    work: Work,
+    selections: Mapping[str, Selection],
     budget: Budget,
 ) -> set[str]:
     """Source volumes of the policies' images that no longer exist. Volumes this run found
@@ -149,7 +152,7 @@ def _vanished(
     from function.cloud.evs import EvsClient
 
     found: set[str] = set()
-    for selection in work.selections.values():
+    for selection in selections.values():
         found |= selection.existing
     unknown = sorted(
         {v for rule in rules if rule.name for v in by_volume(images, rule.policy)} - found

@@ -21,7 +21,7 @@ from function.concurrency import parallel_map
 from function.config import Settings
 from function.errors import ConfigError, ExportError
 from function.runtime import Runtime
-from function.work import Work
+from function.work import Exports
 
 log = structlog.get_logger("evs_export.sinks")
 
@@ -60,7 +60,7 @@ class BrokenSink:
 def build_sinks(
     settings: Settings,
     runtime: Runtime,
-    work: Work,
+    work: Exports,
     transport: Callable[[], Transport],
     connect: Callable[[], CloudClient],
 ) -> list[Sink]:

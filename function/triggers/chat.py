@@ -18,9 +18,9 @@ from function.names import check_template
 from function.runtime import Runtime
 from function.signatures import SignatureError, verify_slack
 from function.triggers import CHAT_JOB_KEY
-from function.triggers.chat_job import chat_plan
+from function.triggers.chat_job import ChatJob, chat_plan
 from function.triggers.webhook import unauthorized
-from function.work import Work
+from function.work import Exports, HandOff, ImageQuery, Reply, Work, correlation_id
 
 NAME = "chat"
 VOLUME_TEMPLATE = "{volume_name}-chat-{time:%Y%m%d-%H%M%S}"
@@ -41,21 +41,18 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     from function import chat
     from function.chat.messages import handoff_message, hint_for, status_message
 
-    work = Work(NAME, (request.request_id or runtime.request_id)[:128])
+    correlation = correlation_id(request.request_id, runtime.request_id)
 
-    def answer(message: dict[str, Any]) -> Work:
-        work.response = reply(message)
-        return work
+    def answer(message: dict[str, Any]) -> Reply:
+        return Reply(NAME, correlation, reply(message))
 
     if _is_ssl_check(request):
-        work.response = apig_response(200, "", {"Content-Type": "text/plain"})
-        return work
+        return Reply(NAME, correlation, apig_response(200, "", {"Content-Type": "text/plain"}))
     now = int(runtime.clock().timestamp())
     try:
         verify_slack(request.raw_body, request.headers, settings.slack_signing_secret, now)
     except SignatureError as exc:
-        work.response = unauthorized(exc)
-        return work
+        return Reply(NAME, correlation, unauthorized(exc))
     try:
         cmd = chat.parse_form(request.raw_body)
     except InvalidInput as exc:
@@ -69,11 +66,16 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
         return answer(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
     when = _request_time(request, runtime)
     if isinstance(command, chat.HelpCommand):
-        work.response = reply(chat.ephemeral(chat.help_text(cmd.command or "/evs-export")))
-    elif isinstance(command, chat.StatusCommand):
-        work.image_query = command.image_id
-        work.respond = lambda result: reply(status_message(command.image_id, result))
-    elif isinstance(command, chat.ExportCommand):
+        return answer(chat.ephemeral(chat.help_text(cmd.command or "/evs-export")))
+    if isinstance(command, chat.StatusCommand):
+        image_id = command.image_id
+        return ImageQuery(
+            NAME,
+            correlation,
+            image_id,
+            lambda result: reply(status_message(image_id, result)),
+        )
+    if isinstance(command, chat.ExportCommand):
         options = wire_options(
             force=True if command.force else None,
             disk_format=command.disk_format,
@@ -82,27 +84,36 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
         )
         # A typed name holds no braces (the naming rules forbid them), so it renders as is.
         template = command.image_name or VOLUME_TEMPLATE
-        work.plans.append(chat_plan(template, when, options, volume_ids=(command.volume_id,)))
-        work.respond = lambda result: reply(chat.results_message(result["results"]))
-    else:
-        try:
-            check_template(command.image_name or SERVER_TEMPLATE, "name")
-        except InvalidInput as exc:
-            return answer(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
-        job = {
-            "server_id": command.server_id,
-            "force": command.force,
-            "disk_format": command.disk_format,
-            "image_name": command.image_name or SERVER_TEMPLATE,
-            "time": int(when.timestamp()),
-            "response_url": cmd.response_url,
-            "user_id": cmd.user_id,
-            "channel_id": cmd.channel_id,
-            "correlation_id": work.correlation_id,
-        }
-        work.handoff = {JOB_KEY: job}
-        work.respond = lambda result: reply(handoff_message(command.server_id, result))
-    return work
+        plan = chat_plan(template, when, options, volume_ids=(command.volume_id,))
+        return Exports(
+            NAME,
+            correlation,
+            plans=(plan,),
+            respond=lambda result: reply(chat.results_message(result["results"])),
+        )
+    try:
+        check_template(command.image_name or SERVER_TEMPLATE, "name")
+    except InvalidInput as exc:
+        return answer(chat.ephemeral(f"{exc.message}\\n{hint_for(cmd.command)}"))
+    # Built from checked values as they are (no validation: ``chat_job`` parses it).
+    job = ChatJob.model_construct(
+        server_id=command.server_id,
+        force=command.force,
+        disk_format=command.disk_format,
+        image_name=command.image_name or SERVER_TEMPLATE,
+        time=when,
+        response_url=cmd.response_url,
+        user_id=cmd.user_id,
+        channel_id=cmd.channel_id,
+        correlation_id=correlation,
+    )
+    server_id = command.server_id
+    return HandOff(
+        NAME,
+        correlation,
+        job.event(),
+        lambda result: reply(handoff_message(server_id, result)),
+    )
 
 
 def reply(message: dict[str, Any]) -> dict[str, Any]:

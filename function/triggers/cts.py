@@ -19,7 +19,7 @@ from function.errors import InvalidInput
 from function.model import is_uuid
 from function.runtime import Runtime
 from function.times import parse_time
-from function.work import PlanRequest, Rejection, Work
+from function.work import Exports, PlanRequest, Rejection, correlation_id
 
 NAME = "cts"
 TRACES = ("stopServer",)
@@ -31,56 +31,49 @@ def matches(event: object) -> bool:
     return isinstance(event, Mapping) and "cts" in event
 
 
-def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Exports:
     cts = event.get("cts")
     trace_id = cts.get("trace_id") if isinstance(cts, Mapping) else None
-    correlation = (
-        f"cts:{trace_id}" if isinstance(trace_id, str) and trace_id else runtime.request_id
+    correlation = correlation_id(
+        f"cts:{trace_id}" if isinstance(trace_id, str) and trace_id else None, runtime.request_id
     )
-    work = Work(NAME, correlation[:128])
+
+    def rejected(error: InvalidInput) -> Exports:
+        return Exports(NAME, correlation, items=(Rejection(None, error),))
+
     if not isinstance(cts, Mapping):
-        work.items.append(
-            Rejection(None, InvalidInput("cts", "cts must be a JSON object (a trace)"))
-        )
-        return work
+        return rejected(InvalidInput("cts", "cts must be a JSON object (a trace)"))
     trace = cts.get("trace_name")
     service = str(cts.get("service_type", "")).upper()
     resource = str(cts.get("resource_type", "")).lower()
     if trace not in TRACES or (service != "ECS" and resource != "ecs"):
-        work.note = f"trace {str(trace)[:64]!r} of {service or 'unknown service'} needs no export"
-        return work
+        note = f"trace {str(trace)[:64]!r} of {service or 'unknown service'} needs no export"
+        return Exports(NAME, correlation, note=note)
     server_ids = _server_ids(cts)
     if not server_ids:
-        work.items.append(
-            Rejection(
-                None,
-                InvalidInput(
-                    "cts.resource_id",
-                    "the stopServer trace names no server UUID (in resource_id, nor in "
-                    "request os-stop.servers[].id)",
-                ),
+        return rejected(
+            InvalidInput(
+                "cts.resource_id",
+                "the stopServer trace names no server UUID (in resource_id, nor in "
+                "request os-stop.servers[].id)",
             )
         )
-        return work
     try:
         when = parse_time(cts.get("time"), "cts.time") or parse_time(
             cts.get("record_time"), "cts.record_time"
         )
     except InvalidInput as exc:
-        work.items.append(Rejection(None, exc))
-        return work
-    work.plans.append(
-        PlanRequest(
-            policy="on-stop",
-            template=TEMPLATE,
-            time=when or runtime.clock(),
-            options={"force": True},
-            server_ids=server_ids,
-            server_tag=SERVER_TAG,
-            stop_deadline=runtime.clock() + timedelta(seconds=settings.stop_wait_seconds),
-        )
+        return rejected(exc)
+    plan = PlanRequest(
+        policy="on-stop",
+        template=TEMPLATE,
+        time=when or runtime.clock(),
+        options={"force": True},
+        server_ids=server_ids,
+        server_tag=SERVER_TAG,
+        stop_deadline=runtime.clock() + timedelta(seconds=settings.stop_wait_seconds),
     )
-    return work
+    return Exports(NAME, correlation, plans=(plan,))
 
 
 def _server_ids(cts: Mapping[str, Any]) -> tuple[str, ...]:

@@ -14,10 +14,12 @@ from function.config import Settings
 from function.errors import InvalidInput
 from function.model import ACTION_KEY, is_uuid, parse_export
 from function.runtime import Runtime
-from function.work import ExportOrder, Rejection, Work
+from function.work import ExportOrder, Exports, Rejection, Task
 
 NAME = "direct"
-RECONCILE = "reconcile"  # {"action": "reconcile"}: report finished images (function.lifecycle)
+RECONCILE: Task = (
+    "reconcile"  # {"action": "reconcile"}: report finished images (function.lifecycle)
+)
 MAX_BATCH = 1000
 _KEYS = ("volume_id", ACTION_KEY, "exports", "action")
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -37,41 +39,31 @@ def is_request(event: object) -> bool:
     )
 
 
-def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Exports:
     body = dict(event)
-    correlation_id = _correlation(body.pop("correlation_id", None), runtime.request_id)
-    work = Work(NAME, correlation_id)
+    correlation = _correlation(body.pop("correlation_id", None), runtime.request_id)
+
+    def work(*items: ExportOrder | Rejection, tasks: frozenset[Task] = frozenset()) -> Exports:
+        return Exports(NAME, correlation, items=items, tasks=tasks)
+
     if body.get("action") == RECONCILE:
         extra = sorted(set(body) - {"action"})
         if extra:
-            work.items.append(
-                Rejection(
-                    None,
-                    InvalidInput(extra[0], f"{extra[0]} is not a known field of a reconcile"),
-                )
-            )
-            return work
-        work.tasks.append(RECONCILE)
-        return work
+            error = InvalidInput(extra[0], f"{extra[0]} is not a known field of a reconcile")
+            return work(Rejection(None, error))
+        return work(tasks=frozenset({RECONCILE}))
     if "exports" in body:
         extra = sorted(set(body) - {"exports"})
         if extra:
-            work.items.append(
-                Rejection(
-                    None, InvalidInput(extra[0], f"{extra[0]} is not a known field of a batch")
-                )
-            )
-            return work
-        work.items.extend(_batch(body["exports"]))
-        return work
+            error = InvalidInput(extra[0], f"{extra[0]} is not a known field of a batch")
+            return work(Rejection(None, error))
+        return work(*_batch(body["exports"]))
     try:
-        request, wire = parse_export(body)
+        request, upload = parse_export(body)
     except InvalidInput as exc:
         volume = body.get("volume_id")
-        work.items.append(Rejection(volume if is_uuid(volume) else None, exc))
-        return work
-    work.items.append(ExportOrder(request.volume_id, wire))
-    return work
+        return work(Rejection(volume if is_uuid(volume) else None, exc))
+    return work(ExportOrder(request.volume_id, upload))
 
 
 def _batch(items: object) -> list[ExportOrder | Rejection]:
@@ -95,7 +87,7 @@ def _batch(items: object) -> list[ExportOrder | Rejection]:
     for i, raw in enumerate(items):
         where = f"exports[{i}]"
         try:
-            request, wire = parse_export(raw, where)
+            request, upload = parse_export(raw, where)
         except InvalidInput as exc:
             volume = raw.get("volume_id") if isinstance(raw, Mapping) else None
             parsed.append(Rejection(volume if is_uuid(volume) else None, exc))
@@ -115,7 +107,7 @@ def _batch(items: object) -> list[ExportOrder | Rejection]:
             )
             continue
         seen[key] = i
-        parsed.append(ExportOrder(request.volume_id, wire))
+        parsed.append(ExportOrder(request.volume_id, upload))
     bad = [p for p in parsed if isinstance(p, Rejection)]
     if not bad:
         return parsed

@@ -10,7 +10,7 @@ from function.apig import BODY_TOO_LARGE, decode_apig, is_apig
 from function.config import Settings
 from function.errors import InvalidInput
 from function.runtime import Runtime
-from function.work import Work
+from function.work import Reply, Work
 
 NAME = "webhook"
 
@@ -27,16 +27,14 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
     try:
         request = decode_apig(event)
     except InvalidInput as exc:
-        work = Work(NAME, runtime.request_id)
         status = 413 if exc.code == BODY_TOO_LARGE else 400
-        work.response = webhook.error_response(status, exc.code, exc.message, exc.field)
-        return work
+        response = webhook.error_response(status, exc.code, exc.message, exc.field)
+        return Reply(NAME, runtime.request_id, response)
     if chat.matches(request):
         return chat.parse(request, settings, runtime)
     if webhook.matches(request):
         return webhook.parse(request, settings, runtime)
-    work = Work(NAME, request.request_id or runtime.request_id)
-    work.response = webhook.error_response(
+    response = webhook.error_response(
         401, "Unauthorized", "unsigned request: sign it as a Standard Webhook or a Slack command"
     )
-    return work
+    return Reply(NAME, request.request_id or runtime.request_id, response)

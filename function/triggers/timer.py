@@ -33,7 +33,16 @@ from function.names import check_template
 from function.retention import Orphans, Rules, parse_duration
 from function.runtime import Runtime
 from function.times import parse_time
-from function.work import CopyTarget, Exclude, PlanRequest, PolicyRules, Rejection, Work
+from function.work import (
+    CopyTarget,
+    Exclude,
+    Exports,
+    PlanRequest,
+    PolicyRules,
+    Rejection,
+    Task,
+    correlation_id,
+)
 
 NAME = "timer"
 DEFAULT_TEMPLATE = "{policy}-{volume_name}-{time:%Y%m%d-%H%M}"
@@ -207,22 +216,21 @@ def matches(event: object) -> bool:
     return isinstance(event, Mapping) and event.get("trigger_type") == "TIMER"
 
 
-def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Work:
+def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Exports:
     name = event.get("trigger_name")
-    correlation = (
-        f"timer:{name}:{event.get('time')}" if isinstance(name, str) else runtime.request_id
+    correlation = correlation_id(
+        f"timer:{name}:{event.get('time')}" if isinstance(name, str) else None,
+        runtime.request_id,
     )
-    work = Work(NAME, correlation[:128])
     try:
         policy = parse_policy(event.get("user_event"))
         check_targets(policy, settings)
         when = parse_time(event.get("time"), "time") or runtime.clock()
     except InvalidInput as exc:
-        work.items.append(Rejection(None, exc))
-        return work
-    work.plans.append(plan_for(policy, when))
-    work.tasks.extend(["reconcile", "retention"])  # every timer run (function.lifecycle)
-    return work
+        return Exports(NAME, correlation, items=(Rejection(None, exc),))
+    # Every timer run reconciles and applies retention (function.lifecycle).
+    tasks: frozenset[Task] = frozenset({"reconcile", "retention"})
+    return Exports(NAME, correlation, plans=(plan_for(policy, when),), tasks=tasks)
 
 
 def parse_policy(raw: object) -> Policy:

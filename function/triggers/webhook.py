@@ -22,7 +22,7 @@ from function.names import check_template
 from function.runtime import Runtime
 from function.signatures import SignatureError, verify_standard_webhook
 from function.triggers import direct
-from function.work import PlanRequest, Work
+from function.work import Exports, PlanRequest, Reply, Work, correlation_id
 
 NAME = "webhook"
 # ``{delivery}`` is a short hash of the webhook-id: a redelivery, whenever it comes, renders
@@ -54,12 +54,13 @@ def matches(request: ApigRequest) -> bool:
 
 def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
     """401 for any signature problem, 400 for a body that is not JSON or no known shape."""
-    msg_id = (request.header("webhook-id") or runtime.request_id)[:128]
-    work = Work(NAME, msg_id)
-    work.respond = lambda result: apig_response(202, result)
+    msg_id = correlation_id(request.header("webhook-id"), runtime.request_id)
+
+    def answer(response: dict[str, Any]) -> Reply:
+        return Reply(NAME, msg_id, response)
+
     if request.method != "POST":
-        work.response = error_response(405, "MethodNotAllowed", "send the webhook with POST")
-        return work
+        return answer(error_response(405, "MethodNotAllowed", "send the webhook with POST"))
     try:
         verify_standard_webhook(
             request.raw_body,
@@ -68,47 +69,43 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
             int(runtime.clock().timestamp()),
         )
     except SignatureError as exc:
-        work.response = unauthorized(exc)
-        return work
+        return answer(unauthorized(exc))
     try:
         body = json.loads(request.raw_body)
     except ValueError as exc:
-        work.response = error_response(
-            400, "InvalidJson", f"the body is not valid JSON: {exc}", "body"
+        return answer(
+            error_response(400, "InvalidJson", f"the body is not valid JSON: {exc}", "body")
         )
-        return work
     if isinstance(body, Mapping) and body.get("action") == "decommission":
         try:
             notice = Decommission.model_validate(body)
             check_template(notice.image_name)
         except ValidationError as exc:
             err = invalid_from(exc)
-            work.response = error_response(400, err.code, err.message, err.field)
-            return work
+            return answer(error_response(400, err.code, err.message, err.field))
         except InvalidInput as err:
-            work.response = error_response(400, err.code, err.message, err.field)
-            return work
-        work.plans.append(
-            PlanRequest(
-                policy="decommission",
-                template=notice.image_name,
-                time=runtime.clock(),
-                options={"force": notice.force},
-                server_ids=(notice.server_id,),
-                fields={"delivery": hashlib.sha256(msg_id.encode()).hexdigest()[:12]},
-            )
+            return answer(error_response(400, err.code, err.message, err.field))
+        plan = PlanRequest(
+            policy="decommission",
+            template=notice.image_name,
+            time=runtime.clock(),
+            options={"force": notice.force},
+            server_ids=(notice.server_id,),
+            fields={"delivery": hashlib.sha256(msg_id.encode()).hexdigest()[:12]},
         )
-        return work
+        return Exports(NAME, msg_id, plans=(plan,), respond=accepted)
     if direct.is_request(body) and isinstance(body, Mapping):
         inner = direct.parse({**body, "correlation_id": msg_id}, settings, runtime)
-        work.items = inner.items
-        work.tasks = inner.tasks
-        return work
+        return Exports(NAME, msg_id, items=inner.items, tasks=inner.tasks, respond=accepted)
     known = '{"action": "decommission", "server_id": "<uuid>"} or a direct export'
-    work.response = error_response(
-        400, "UnknownShape", f"the body is not a known shape; send {known}", "body"
+    return answer(
+        error_response(400, "UnknownShape", f"the body is not a known shape; send {known}", "body")
     )
-    return work
+
+
+def accepted(result: dict[str, Any]) -> dict[str, Any]:
+    """The export work's result as the APIG response (202)."""
+    return apig_response(202, result)
 
 
 def unauthorized(exc: SignatureError) -> dict[str, Any]:

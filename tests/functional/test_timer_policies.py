@@ -18,9 +18,10 @@ from function.lifecycle import (
     STARTED_KEY,
     VOLUME_KEY,
 )
+from function.model import UploadOptions
 from function.tagbudget import COPY_STATE, MAX_IMAGE_TAGS
 from function.triggers import continuation
-from function.work import ExportOrder, Work
+from function.work import ExportOrder, Exports
 from tests.functional.conftest import (
     RESULT_SECRET,
     START,
@@ -256,13 +257,13 @@ def test_continuation_of_a_timer_policy_emits_its_own_summary(harness: Harness) 
     when = START - timedelta(minutes=5)
     order = ExportOrder(
         VOLUME_A,
-        {"os-volume_upload_image": {"image_name": "daily-late"}},
+        UploadOptions("daily-late"),
         policy="daily",
         run_time=when,
         image_tags={"env": "prod"},
         tags_dropped=("app",),
     )
-    work = Work("timer", "timer:nightly-timer:x")
+    work = Exports("timer", "timer:nightly-timer:x")
     event = continuation.build(work, [order])
     result = harness.run(event)
     data = summary(result)

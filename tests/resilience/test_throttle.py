@@ -24,7 +24,7 @@ from function.cloud.ims import ImsClient
 from function.cloud.transport import default_transport
 from function.config import Settings
 from function.exporter import Exporter
-from function.model import ACTION_KEY
+from function.model import ACTION_KEY, UploadOptions
 from function.triggers.continuation import KEY, MAX_HOPS
 from function.work import ExportOrder
 from tests.resilience import (
@@ -304,7 +304,7 @@ def test_a_bug_after_accept_rises_instead_of_hanging() -> None:
     def boom(_order: ExportOrder, _accepted: Accepted) -> None:
         raise RuntimeError("a bug")
 
-    orders = [ExportOrder(v, {ACTION_KEY: {"image_name": f"bug-{i}"}}) for i, v in enumerate(ids)]
+    orders = [ExportOrder(v, UploadOptions(f"bug-{i}")) for i, v in enumerate(ids)]
     with mock_cloud(cloud):
         client = CloudClient(settings, runtime, default_transport())
         exporter = Exporter(EvsClient(client), ImsClient(client), 3, runtime, after_accept=boom)

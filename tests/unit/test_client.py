@@ -22,7 +22,7 @@ from function.cloud.ims import ImsClient
 from function.cloud.transport import HttpResponse
 from function.config import Credentials
 from function.errors import ApiError, BudgetExhausted, TransportError
-from function.model import ACTION_KEY
+from function.model import ACTION_KEY, UploadOptions
 from tests.unit.fakes import (
     AK,
     IMAGE,
@@ -40,6 +40,7 @@ from tests.unit.fakes import (
 VOLUME_PATH = f"/v2/{PROJECT}/cloudvolumes/{VOLUME}"
 EXPORT_PATH = f"/v2/{PROJECT}/volumes/{VOLUME}/action"
 EXPORT_BODY = {ACTION_KEY: {"image_name": "img-1", "disk_format": "vhd"}}
+EXPORT_UPLOAD = UploadOptions("img-1", disk_format="vhd")  # EXPORT_BODY, typed
 BUSY = {"error": {"code": "EVS.5000", "message": "busy"}}
 ACCEPTED_BODY = {
     ACTION_KEY: {
@@ -288,7 +289,7 @@ def test_export_after_read_timeout_recovers_image_without_resending() -> None:
     transport = ScriptedTransport(read_timeout(), response(200, {"images": [image]}))
     client = make_client(transport)
     ims = ImsClient(client)
-    accepted = EvsClient(client).export(VOLUME, EXPORT_BODY, "img-1", ims.find_export)
+    accepted = EvsClient(client).export(VOLUME, EXPORT_UPLOAD, ims.find_export)
     assert accepted == Accepted(
         image_id=IMAGE,
         image_name="img-1",
@@ -316,7 +317,7 @@ def test_export_after_read_timeout_resends_when_image_absent() -> None:
         response(202, ACCEPTED_BODY, {"X-Request-Id": "req-9"}),
     )
     client = make_client(transport)
-    accepted = EvsClient(client).export(VOLUME, EXPORT_BODY, "img-1", ImsClient(client).find_export)
+    accepted = EvsClient(client).export(VOLUME, EXPORT_UPLOAD, ImsClient(client).find_export)
     assert accepted.image_id == IMAGE
     assert accepted.request_id == "req-9"
     assert accepted.recovered is False

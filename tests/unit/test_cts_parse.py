@@ -93,7 +93,7 @@ def test_cts_record_time_is_used_without_time() -> None:
 def test_other_traces_need_nothing(event: dict[str, Any]) -> None:
     """A trace other than an ECS stopServer is acknowledged with a note, no plan, no rejection."""
     work = cts.parse(event, make_settings(), make_runtime())
-    assert (work.plans, work.items) == ([], [])
+    assert (work.plans, work.items) == ((), ())
     assert work.note is not None and "needs no export" in work.note
 
 
@@ -111,7 +111,7 @@ def test_unusable_trace_is_one_rejection(event: dict[str, Any], field: str) -> N
     [item] = work.items
     assert isinstance(item, Rejection)
     assert item.error.field == field
-    assert work.plans == []
+    assert work.plans == ()
 
 
 def test_correlation_falls_back_to_the_request_id() -> None:

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from function.exporter import Reserve
-from function.model import ACTION_KEY
+from function.model import ACTION_KEY, UploadOptions
 from function.triggers import continuation
-from function.work import ExportOrder, Work
+from function.work import ExportOrder, Exports
 from tests.unit.fakes import VOLUME, make_runtime, make_settings
 
 
 def order(**extra: Any) -> ExportOrder:
-    return ExportOrder(VOLUME, {ACTION_KEY: {"image_name": "img-1"}}, **extra)
+    return ExportOrder(VOLUME, UploadOptions("img-1"), **extra)
 
 
 def test_reserve_is_the_handoff_and_return_without_sinks() -> None:
@@ -43,7 +43,7 @@ def test_reserve_follows_the_measured_cost() -> None:
 def test_continuation_carries_attempts_and_ambiguity() -> None:
     """An order handed on after an ambiguous attempt carries ``attempts`` and
     ``ambiguous``, and the next invocation reads them back."""
-    work = Work("direct", "corr-1")
+    work = Exports("direct", "corr-1")
     event = continuation.build(work, [order(attempts=2, ambiguous=True)])
     [raw] = event[continuation.KEY]["orders"]
     assert raw["attempts"] == 2 and raw["ambiguous"] is True
@@ -55,7 +55,7 @@ def test_continuation_carries_attempts_and_ambiguity() -> None:
 
 def test_fresh_order_keeps_the_earlier_event_shape() -> None:
     """A fresh order is written exactly as earlier versions wrote it (no new keys)."""
-    event = continuation.build(Work("direct", "corr-1"), [order()])
+    event = continuation.build(Exports("direct", "corr-1"), [order()])
     [raw] = event[continuation.KEY]["orders"]
     assert set(raw) == {"volume_id", "body", "policy", "server_id", "dry_run", "keep"}
 

@@ -14,7 +14,7 @@ from function.cloud.ims import ImsClient
 from function.cloud.transport import HttpResponse
 from function.errors import TransportError
 from function.exporter import THROTTLES_PER_INVOCATION, Exporter
-from function.model import ACTION_KEY
+from function.model import ACTION_KEY, UploadOptions
 from function.runtime import Runtime
 from function.testing import MockTransport, Sent, response
 from function.work import ExportOrder, Outcome
@@ -81,7 +81,7 @@ def exporter(cloud: Cloud, fake: FakeTime | None = None, max_attempts: int = 5) 
 
 
 def order(volume: str, name: str) -> ExportOrder:
-    return ExportOrder(volume, {ACTION_KEY: {"image_name": name}})
+    return ExportOrder(volume, UploadOptions(name))
 
 
 def kinds(outcomes: list[Outcome]) -> list[tuple[str, str | None]]:

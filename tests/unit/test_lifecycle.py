@@ -33,9 +33,10 @@ from function.lifecycle import (
     to_delete,
     to_report,
 )
+from function.model import UploadOptions
 from function.results import EventContext
 from function.triggers import direct, timer
-from function.work import ExportOrder, Outcome, PlanRequest, Rejection, Work
+from function.work import ExportOrder, Exports, Outcome, PlanRequest, Rejection
 from tests.unit.fakes import (
     IMAGE,
     PROJECT,
@@ -53,7 +54,7 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 
 
 def order(policy: str | None = "nightly", volume: str = VOLUME) -> ExportOrder:
-    return ExportOrder(volume, {"os-volume_upload_image": {"image_name": "img"}}, policy=policy)
+    return ExportOrder(volume, UploadOptions("img"), policy=policy)
 
 
 def image(
@@ -281,9 +282,11 @@ def test_just_accepted_images_join_the_count() -> None:
 
 def test_keep_rules_come_from_policies_with_keep() -> None:
     """Only plans with keep give a retention rule; dry_run is carried."""
-    work = Work("timer", "c")
-    work.plans.append(PlanRequest("nightly", "{volume_id}", START, keep=3, dry_run=True))
-    work.plans.append(PlanRequest("ad-hoc", "{volume_id}", START))
+    plans = (
+        PlanRequest("nightly", "{volume_id}", START, keep=3, dry_run=True),
+        PlanRequest("ad-hoc", "{volume_id}", START),
+    )
+    work = Exports("timer", "c", plans=plans)
     assert keep_rules(work) == [KeepRule("nightly", 3, True)]
 
 
@@ -294,17 +297,17 @@ def test_direct_reconcile_event_is_recognised() -> None:
     # Any other action is direct's too (as the router has always sent it), and rejected.
     assert direct.matches({"action": "decommission"})
     other = direct.parse({"action": "decommission"}, make_settings(), make_runtime())
-    assert other.tasks == [] and other.plans == []
+    assert other.tasks == frozenset() and other.plans == ()
     [rejection] = other.items
     assert isinstance(rejection, Rejection) and rejection.error.field == "volume_id"
     work = direct.parse({"action": "reconcile"}, make_settings(), make_runtime())
-    assert work.tasks == ["reconcile"] and work.items == [] and work.plans == []
+    assert work.tasks == frozenset({"reconcile"}) and work.items == () and work.plans == ()
 
 
 def test_direct_reconcile_with_unknown_fields_is_rejected() -> None:
     """A reconcile event with other fields is rejected, naming the field."""
     work = direct.parse({"action": "reconcile", "force": True}, make_settings(), make_runtime())
-    assert work.tasks == []
+    assert work.tasks == frozenset()
     [item] = work.items
     assert not isinstance(item, (ExportOrder, Outcome))
     assert item.error.field == "force"
@@ -319,4 +322,4 @@ def test_timer_runs_reconcile_and_retention() -> None:
         "user_event": json.dumps({"policy": "nightly", "select": {"volume_ids": [VOLUME]}}),
     }
     work = timer.parse(event, make_settings(), make_runtime())
-    assert work.tasks == ["reconcile", "retention"]
+    assert work.tasks == frozenset({"reconcile", "retention"})

@@ -8,13 +8,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from function.cloud.evs import upload_body
 from function.cloud.transport import HttpResponse
 from function.errors import InvalidInput
 from function.model import (
     ACTION_KEY,
     CONTAINER_FORMATS,
     DISK_FORMATS,
+    ExportRequest,
     UploadImageResponse,
+    UploadOptions,
     is_uuid,
     parse_error_body,
     parse_export,
@@ -43,6 +46,11 @@ SEED_RESPONSE = """
 """
 
 
+def body_of(parsed: tuple[ExportRequest, UploadOptions]) -> dict[str, Any]:
+    """The wire body the export sends for a parsed export (function.cloud.evs builds it)."""
+    return upload_body(parsed[1])
+
+
 def export(**options: object) -> dict[str, Any]:
     """A direct export event for VOLUME with the given upload options."""
     return {"volume_id": VOLUME, ACTION_KEY: dict(options)}
@@ -61,7 +69,7 @@ def rejected_field(raw: object) -> str | None:
 @pytest.mark.parametrize("name", ["a", "x" * 128])
 def test_image_name_length_bounds_accepted(name: str) -> None:
     """Names of exactly 1 and 128 characters are valid and sent as given."""
-    _, wire = parse_export(export(image_name=name))
+    wire = body_of(parse_export(export(image_name=name)))
     assert wire == {ACTION_KEY: {"image_name": name}}
 
 
@@ -86,7 +94,7 @@ def test_image_name_leading_or_trailing_space_rejected(name: str) -> None:
 
 def test_image_name_inner_spaces_accepted() -> None:
     """Spaces inside a name are allowed."""
-    _, wire = parse_export(export(image_name="nightly  backup 1"))
+    wire = body_of(parse_export(export(image_name="nightly  backup 1")))
     assert wire[ACTION_KEY]["image_name"] == "nightly  backup 1"
 
 
@@ -96,7 +104,7 @@ def test_image_name_inner_spaces_accepted() -> None:
 )
 def test_image_name_allowed_characters_accepted(name: str) -> None:
     """Letters, Chinese characters, digits, '-', '.', '_' and inner spaces are accepted."""
-    _, wire = parse_export(export(image_name=name))
+    wire = body_of(parse_export(export(image_name=name)))
     assert wire[ACTION_KEY]["image_name"] == name
 
 
@@ -143,7 +151,7 @@ def test_image_name_missing_rejected() -> None:
 @pytest.mark.parametrize("fmt", DISK_FORMATS)
 def test_every_disk_format_accepted(fmt: str) -> None:
     """Each documented disk_format (vhd, zvhd, zvhd2, raw, qcow2) is accepted."""
-    _, wire = parse_export(export(image_name="a", disk_format=fmt))
+    wire = body_of(parse_export(export(image_name="a", disk_format=fmt)))
     assert wire[ACTION_KEY]["disk_format"] == fmt
 
 
@@ -164,7 +172,7 @@ def test_unknown_disk_format_rejected(fmt: object) -> None:
 @pytest.mark.parametrize("fmt", CONTAINER_FORMATS)
 def test_every_container_format_accepted(fmt: str) -> None:
     """Each documented container_format (ami, ari, aki, ovf, bare) is accepted."""
-    _, wire = parse_export(export(image_name="a", container_format=fmt))
+    wire = body_of(parse_export(export(image_name="a", container_format=fmt)))
     assert wire[ACTION_KEY]["container_format"] == fmt
 
 
@@ -185,7 +193,7 @@ def test_optional_fields_reject_null(field: str) -> None:
 @pytest.mark.parametrize("value", [True, False])
 def test_force_json_bool_accepted(value: bool) -> None:
     """force accepts the JSON booleans and sends them unchanged."""
-    _, wire = parse_export(export(image_name="a", force=value))
+    wire = body_of(parse_export(export(image_name="a", force=value)))
     assert wire[ACTION_KEY]["force"] is value
 
 
@@ -201,7 +209,7 @@ def test_force_non_bool_rejected(value: object) -> None:
 @pytest.mark.parametrize("os_type", ["windows", "linux"])
 def test_os_type_sent_under_literal_key(os_type: str) -> None:
     """__os_type is accepted and sent under that exact key."""
-    _, wire = parse_export(export(image_name="a", __os_type=os_type))
+    wire = body_of(parse_export(export(image_name="a", __os_type=os_type)))
     assert wire == {ACTION_KEY: {"image_name": "a", "__os_type": os_type}}
     assert json.dumps(wire) == (
         f'{{"os-volume_upload_image": {{"image_name": "a", "__os_type": "{os_type}"}}}}'
@@ -318,7 +326,8 @@ def test_volume_id_must_be_string(value: object) -> None:
 
 def test_unset_fields_not_in_wire_body() -> None:
     """Only the fields the caller set are sent; no defaults are filled in."""
-    request, wire = parse_export(export(image_name="only-name"))
+    request, upload = parse_export(export(image_name="only-name"))
+    wire = upload_body(upload)
     assert wire == {ACTION_KEY: {"image_name": "only-name"}}
     assert request.upload.disk_format is None
 
@@ -326,14 +335,14 @@ def test_unset_fields_not_in_wire_body() -> None:
 def test_wire_body_byte_equal_to_seed_example() -> None:
     """The seed's example request is sent byte for byte, in the caller's key order."""
     raw = {"volume_id": VOLUME, **json.loads(SEED_REQUEST)}
-    _, wire = parse_export(raw)
+    wire = body_of(parse_export(raw))
     assert json.dumps(wire) == SEED_REQUEST
 
 
 def test_wire_body_keeps_any_caller_order() -> None:
     """A different key order from the caller is kept, not the model's declaration order."""
     inner = {"__os_type": "windows", "disk_format": "qcow2", "force": False, "image_name": "z"}
-    _, wire = parse_export({ACTION_KEY: inner, "volume_id": VOLUME})
+    wire = body_of(parse_export({ACTION_KEY: inner, "volume_id": VOLUME}))
     assert list(wire[ACTION_KEY]) == ["__os_type", "disk_format", "force", "image_name"]
     assert json.dumps(wire) == json.dumps({ACTION_KEY: inner})
 

@@ -9,12 +9,18 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from function.cloud.evs import upload_body
 from function.errors import InvalidInput
-from function.model import ACTION_KEY, parse_export
+from function.model import ACTION_KEY, ExportRequest, UploadOptions, parse_export
 from tests.unit.fakes import VOLUME
 
 NAME_FIELD = f"{ACTION_KEY}.image_name"
 ASCII_ALLOWED = string.ascii_letters + string.digits + "-._ "
+
+
+def body_of(parsed: tuple[ExportRequest, UploadOptions]) -> dict[str, Any]:
+    """The wire body the export sends for a parsed export (function.cloud.evs builds it)."""
+    return upload_body(parsed[1])
 
 
 def allowed(char: str) -> bool:
@@ -57,7 +63,7 @@ events = st.dictionaries(top_keys, top_values, max_size=4) | json_values
 @given(name=valid_names)
 def test_any_valid_name_accepted_unchanged(name: str) -> None:
     """Any 1-128 character name of allowed characters, without edge spaces, is sent as given."""
-    _, wire = parse_export({"volume_id": VOLUME, ACTION_KEY: {"image_name": name}})
+    wire = body_of(parse_export({"volume_id": VOLUME, ACTION_KEY: {"image_name": name}}))
     assert wire == {ACTION_KEY: {"image_name": name}}
     assert json.loads(json.dumps(wire))[ACTION_KEY]["image_name"] == name
 
@@ -83,7 +89,8 @@ def test_any_disallowed_character_rejected(prefix: str, bad: str, suffix: str) -
 def test_parse_export_raises_only_invalid_input(raw: Any) -> None:
     """Arbitrary JSON-shaped input either parses or raises InvalidInput with a field."""
     try:
-        request, wire = parse_export(raw)
+        request, upload = parse_export(raw)
+        wire = upload_body(upload)
     except InvalidInput as exc:
         assert exc.field
         assert exc.message
@@ -98,7 +105,7 @@ def test_parse_export_raises_only_invalid_input(raw: Any) -> None:
 def test_parse_export_inner_object_raises_only_invalid_input(inner: dict[str, Any]) -> None:
     """Arbitrary upload options either parse into an identical wire body or name a field."""
     try:
-        _, wire = parse_export({"volume_id": VOLUME, ACTION_KEY: inner})
+        wire = body_of(parse_export({"volume_id": VOLUME, ACTION_KEY: inner}))
     except InvalidInput as exc:
         assert exc.field is not None
         assert exc.field.startswith(ACTION_KEY)

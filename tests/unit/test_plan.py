@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from function.cloud.ecs import EcsClient, Server
-from function.cloud.evs import EvsClient
+from function.cloud.evs import EvsClient, upload_body
 from function.cloud.ims import ImsClient
 from function.errors import ApiError
-from function.model import ACTION_KEY
+from function.model import ACTION_KEY, UploadOptions
 from function.plan import FETCH_EACH_MAX, NAME_LOOKUP_MAX, Planner
 from function.work import Exclude, ExportOrder, Outcome, PlanRequest
 
@@ -104,7 +104,7 @@ def test_volume_ids_become_orders_with_rendered_names_and_options() -> None:
     items = planner().resolve(plan(volume_ids=(DATA,), options={"force": True}))
     [order] = items
     assert isinstance(order, ExportOrder)
-    assert order.body == {ACTION_KEY: {"image_name": "p-web-data", "force": True}}
+    assert upload_body(order.upload) == {ACTION_KEY: {"image_name": "p-web-data", "force": True}}
     assert order.policy == "p"
 
 
@@ -187,7 +187,7 @@ def test_few_volumes_are_read_one_by_one_many_with_one_listing() -> None:
 
 
 def order(name: str, dry_run: bool = False) -> ExportOrder:
-    return ExportOrder(DATA, {ACTION_KEY: {"image_name": name}}, dry_run=dry_run)
+    return ExportOrder(DATA, UploadOptions(name), dry_run=dry_run)
 
 
 @pytest.mark.parametrize(

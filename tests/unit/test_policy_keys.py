@@ -23,10 +23,11 @@ from function.lifecycle import (
     provenance_tags,
     to_delete,
 )
+from function.model import UploadOptions
 from function.results import EventContext, policy_completed_event, summarize
 from function.retention import Orphans, Rules
 from function.triggers import continuation, timer
-from function.work import ExportOrder, Work
+from function.work import ExportOrder, Exports
 from tests.unit.fakes import START, VOLUME
 
 BASE: dict[str, Any] = {"policy": "cbr", "select": {"tags": {"backup": "daily"}}}
@@ -100,7 +101,7 @@ def test_policy_run_time_rides_in_the_started_tag() -> None:
     tag, read back as started and run_time; copied tags go in the same set."""
     run = START - timedelta(minutes=3)
     order = ExportOrder(
-        VOLUME, {"os-volume_upload_image": {"image_name": "i"}}, "cbr", run_time=run,
+        VOLUME, UploadOptions("i"), "cbr", run_time=run,
         image_tags={"env": "prod"},
     )  # fmt: skip
     tags = provenance_tags(order, "timer", START)
@@ -122,13 +123,13 @@ def test_continuation_round_trips_run_time_and_copied_tags() -> None:
     tag IMS would refuse is left out when read back."""
     order = ExportOrder(
         VOLUME,
-        {"os-volume_upload_image": {"image_name": "i"}},
+        UploadOptions("i"),
         "cbr",
         run_time=START,
         image_tags={"env": "prod"},
         tags_dropped=("app",),
     )
-    event = continuation.build(Work("timer", "c"), [order])
+    event = continuation.build(Exports("timer", "c"), [order])
     work = continuation.parse(event, None, None)  # type: ignore[arg-type]
     [back] = work.items
     assert isinstance(back, ExportOrder)

@@ -12,7 +12,7 @@ import pytest
 
 from function.cloud.evs import Accepted
 from function.errors import ApiError, BudgetExhausted, InvalidInput, TransportError
-from function.model import ACTION_KEY
+from function.model import ACTION_KEY, UploadOptions
 from function.results import EventContext, cloud_event, outcome_event, summarize
 from function.work import ExportOrder, Outcome
 from tests.unit.fakes import IMAGE, VOLUME
@@ -22,7 +22,7 @@ SOURCE = "urn:fss:cn-north-4:0123456789abcdef0123456789abcdef:function:default:e
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 ORDER = ExportOrder(
     VOLUME,
-    {ACTION_KEY: {"image_name": "img-1", "disk_format": "qcow2", "container_format": "bare"}},
+    UploadOptions("img-1", disk_format="qcow2", container_format="bare"),
 )
 
 
@@ -158,7 +158,7 @@ def test_event_without_volume_has_no_subject() -> None:
 
 def test_skipped_reason_and_policy() -> None:
     """A skipped outcome carries its reason, and an order's policy is reported."""
-    order = ExportOrder(VOLUME, {ACTION_KEY: {"image_name": "n"}}, policy="nightly")
+    order = ExportOrder(VOLUME, UploadOptions("n"), policy="nightly")
     event = outcome_event(
         make_ctx(), Outcome("skipped", VOLUME, "n", reason="dry_run", order=order)
     )

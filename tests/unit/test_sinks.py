@@ -17,7 +17,7 @@ from function.sinks import BrokenSink, Sink, build_sinks, deliver_all
 from function.sinks.slack import SlackSink
 from function.sinks.smn import SmnSink, attributes, publish_body, subject_line
 from function.sinks.webhook import CONTENT_TYPE, WebhookSink, event_body
-from function.work import Work
+from function.work import Exports
 from tests.unit.fakes import (
     IMAGE,
     PROJECT,
@@ -207,7 +207,7 @@ def test_smn_retries_a_throttled_publish() -> None:
 def test_bad_topic_urn_fails_every_event_by_name() -> None:
     """A malformed RESULT_SMN_TOPIC_URN reports each event as failed, naming the variable."""
     settings = make_settings(result_smn_topic_urn="not-a-urn")
-    sinks = build_sinks(settings, make_runtime(), Work("direct", "c"), ScriptedTransport, _nope)
+    sinks = build_sinks(settings, make_runtime(), Exports("direct", "c"), ScriptedTransport, _nope)
     report = deliver_all(sinks, [event(1), event(2)], max_workers=2)
     assert [f["event_id"] for f in report["failed"]] == ["evt-1", "evt-2"]
     assert report["failed"][0]["error"]["field"] == "RESULT_SMN_TOPIC_URN"
@@ -217,7 +217,7 @@ def test_webhook_without_secret_is_reported_not_sent_unsigned() -> None:
     """RESULT_WEBHOOK_URL without RESULT_WEBHOOK_SECRET sends nothing and reports it."""
     transport = ScriptedTransport()
     settings = make_settings(result_webhook_url=HOOK)
-    sinks = build_sinks(settings, make_runtime(), Work("direct", "c"), lambda: transport, _nope)
+    sinks = build_sinks(settings, make_runtime(), Exports("direct", "c"), lambda: transport, _nope)
     assert isinstance(sinks[0], BrokenSink)
     report = deliver_all(sinks, [event()], max_workers=1)
     assert report["failed"][0]["error"]["field"] == "RESULT_WEBHOOK_SECRET"
@@ -241,7 +241,7 @@ def test_slack_posts_one_message_for_the_batch() -> None:
 
 def test_slack_response_url_must_be_https() -> None:
     """A plain-http response_url to another host is refused and reported."""
-    work = Work("chat", "c", response_url="http://hooks.slack.com/commands/x")
+    work = Exports("chat", "c", response_url="http://hooks.slack.com/commands/x")
     sinks = build_sinks(make_settings(), make_runtime(), work, ScriptedTransport, _nope)
     report = deliver_all(sinks, [event()], max_workers=1)
     assert report["failed"][0]["sink"] == "slack"

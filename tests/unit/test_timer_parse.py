@@ -30,7 +30,7 @@ def event(policy: object, **extra: Any) -> dict[str, Any]:
 def parse(ev: dict[str, Any]) -> tuple[list[PlanRequest], list[Rejection]]:
     work = timer.parse(ev, make_settings(), make_runtime())
     assert work.trigger == "timer"
-    return work.plans, [i for i in work.items if isinstance(i, Rejection)]
+    return list(work.plans), [i for i in work.items if isinstance(i, Rejection)]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_policy_becomes_one_plan_with_the_event_time() -> None:
     work = timer.parse(event(policy), make_settings(), make_runtime())
     [plan] = work.plans
     assert work.correlation_id == "timer:nightly:2025-03-01T02:00:00Z"
-    assert work.tasks == ["reconcile", "retention"]
+    assert work.tasks == frozenset({"reconcile", "retention"})
     assert plan.policy == "nightly"
     assert plan.template == "{policy}-{volume_name}"
     assert plan.time == datetime(2025, 3, 1, 2, 0, tzinfo=timezone.utc)
