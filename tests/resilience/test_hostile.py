@@ -32,7 +32,7 @@ from function.app import handle
 from function.cloud.transport import HttpResponse
 from function.config import Settings
 from function.errors import TransportError
-from function.triggers import direct, timer
+from function.triggers import direct, timer_policy
 from function.triggers.chat import JOB_KEY
 from function.triggers.continuation import KEY as CONTINUATION_KEY
 from tests.resilience import AK, PROJECT, REGION, SK, env, make_runtime, reset_logging
@@ -1179,9 +1179,9 @@ def test_timer_user_event_limit() -> None:
     """A user_event longer than MAX_USER_EVENT is refused naming ``user_event`` and the
     limit; a valid policy padded to exactly the limit is accepted."""
     policy = json.dumps(good_policy())
-    padded = policy + " " * (timer.MAX_USER_EVENT - len(policy))
+    padded = policy + " " * (timer_policy.MAX_USER_EVENT - len(policy))
     result = run(timer_with(padded + " "), invalid=True)
     [only] = check_events(result)
     assert only["data"]["error"]["field"] == "user_event"
-    assert str(timer.MAX_USER_EVENT) in only["data"]["error"]["message"]
-    assert timer.parse_policy(padded).policy == "nightly"
+    assert str(timer_policy.MAX_USER_EVENT) in only["data"]["error"]["message"]
+    assert timer_policy.parse_policy(padded).policy == "nightly"

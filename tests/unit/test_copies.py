@@ -32,7 +32,7 @@ from function.errors import InvalidInput
 from function.lifecycle import MARKER_KEY, POLICY_KEY, REPORTED_KEY, STARTED_KEY, ManagedImage
 from function.runtime import Runtime
 from function.tagbudget import MAX_IMAGE_TAGS, MAX_KEY_CHARS, MAX_VALUE_CHARS
-from function.triggers import timer
+from function.triggers import timer_policy
 from function.work import CopyTarget
 
 HOME = "cn-north-4"
@@ -48,9 +48,9 @@ def settings() -> Settings:
     return Settings.from_env({"REGION": HOME, "PROJECT_ID": HOME_PROJECT})
 
 
-def parse(**keys: Any) -> timer.Policy:
-    policy = timer.parse_policy(json.dumps({**BASE, **keys}))
-    timer.check_targets(policy, settings())
+def parse(**keys: Any) -> timer_policy.Policy:
+    policy = timer_policy.parse_policy(json.dumps({**BASE, **keys}))
+    timer_policy.check_targets(policy, settings())
     return policy
 
 
@@ -68,7 +68,7 @@ def test_copies_become_targets_with_defaults() -> None:
     """A copy target without project_name or agency_name gets the region ID and the
     documented default agency; keep, rpo and retry_failed travel to the plan."""
     policy = parse(copies=[target(keep=3, rpo="26h", retry_failed=True)])
-    plan = timer.plan_for(policy, T0)
+    plan = timer_policy.plan_for(policy, T0)
     assert plan.copies == (
         CopyTarget("cn-east-3", TARGET_PROJECT, "cn-east-3", "ims_admin_agency", 3, "26h", True),
     )

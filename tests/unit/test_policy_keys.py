@@ -26,7 +26,7 @@ from function.lifecycle import (
 from function.model import UploadOptions
 from function.results import EventContext, policy_completed_event, summarize
 from function.retention import Orphans, Rules
-from function.triggers import continuation, timer
+from function.triggers import continuation, timer_policy
 from function.work import ExportOrder, Exports
 from tests.unit.fakes import START, VOLUME
 
@@ -34,8 +34,8 @@ BASE: dict[str, Any] = {"policy": "cbr", "select": {"tags": {"backup": "daily"}}
 CST = timezone(timedelta(hours=8))
 
 
-def parse(**keys: Any) -> timer.Policy:
-    return timer.parse_policy(json.dumps({**BASE, **keys}))
+def parse(**keys: Any) -> timer_policy.Policy:
+    return timer_policy.parse_policy(json.dumps({**BASE, **keys}))
 
 
 def test_cbr_like_policy_becomes_one_plan() -> None:
@@ -51,7 +51,7 @@ def test_cbr_like_policy_becomes_one_plan() -> None:
         stale_after="26h",
     )
     when = datetime(2026, 11, 26, 2, 0, tzinfo=CST)
-    plan = timer.plan_for(policy, when)
+    plan = timer_policy.plan_for(policy, when)
     assert plan.policy_rules is not None
     assert plan.policy_rules.rules == Rules(keep_daily=7, keep_weekly=4, keep_monthly=12)
     assert plan.policy_rules.orphans == Orphans(1, 30)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from function.triggers import timer
+from function.triggers import timer, timer_policy
 from function.work import PlanRequest, Rejection
 from tests.unit.fakes import START, VOLUME, VOLUME_2, make_runtime, make_settings
 
@@ -78,7 +78,7 @@ def test_default_template_and_clock_when_the_event_has_no_time() -> None:
     del ev["time"]
     [plan], rejected = parse(ev)
     assert rejected == []
-    assert plan.template == timer.DEFAULT_TEMPLATE
+    assert plan.template == timer_policy.DEFAULT_TEMPLATE
     assert plan.time == START
     assert plan.server_ids == (SERVER,)
 
