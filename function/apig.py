@@ -11,11 +11,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from function.errors import InvalidInput
+from function.errors import InvalidInput, PayloadTooLarge
 
 MAX_BODY_BYTES = 256 * 1024
-# The InvalidInput code of an oversized body, so the edge can answer 413 rather than 400.
-BODY_TOO_LARGE = "PayloadTooLarge"
+BODY_TOO_LARGE = "PayloadTooLarge"  # the code of PayloadTooLarge (API Gateway: 413)
 # Base64 text longer than this decodes to more than MAX_BODY_BYTES: refuse it before decoding.
 _MAX_BASE64_CHARS = 4 * ((MAX_BODY_BYTES + 2) // 3)
 
@@ -51,7 +50,7 @@ def is_apig(event: object) -> bool:
 def decode_apig(event: Mapping[str, object]) -> ApigRequest:
     """Decode an APIG event; raise InvalidInput naming the field that is malformed.
 
-    An oversized body raises InvalidInput with field ``body`` and code ``BODY_TOO_LARGE``.
+    An oversized body raises PayloadTooLarge (an InvalidInput; code ``BODY_TOO_LARGE``).
     """
     if not isinstance(event, Mapping):
         raise InvalidInput("event", "the API Gateway event must be a JSON object")
@@ -143,9 +142,7 @@ def _body(raw: object, encoded: object) -> bytes:
         encoded = False
     if not isinstance(encoded, bool):
         raise InvalidInput("isBase64Encoded", "isBase64Encoded must be true or false")
-    too_large = InvalidInput(
-        "body", f"body is larger than {MAX_BODY_BYTES} bytes", code=BODY_TOO_LARGE
-    )
+    too_large = PayloadTooLarge("body", f"body is larger than {MAX_BODY_BYTES} bytes")
     if encoded:
         if len(raw) > _MAX_BASE64_CHARS:
             raise too_large

@@ -39,7 +39,7 @@ from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient
 from function.cloud.records import Accepted
 from function.concurrency import run_workers
-from function.errors import ApiError, ExportError
+from function.errors import ApiError, ExportError, InternalError
 from function.runtime import Runtime
 from function.work import ExportOrder, Outcome
 
@@ -217,9 +217,10 @@ class Exporter:
             return self._transient(entry, exc)
         except Exception as exc:  # a bug must cost one volume, not the invocation
             log.exception("export crashed", volume_id=order.volume_id)
-            error = ExportError("InternalError", f"unexpected {type(exc).__name__}")
-            error.outcome = "failed"
-            return Outcome("failed", order.volume_id, order.image_name, error=error, order=order)
+            error = InternalError(exc)
+            return Outcome(
+                error.outcome, order.volume_id, order.image_name, error=error, order=order
+            )
         return self._accepted(order, accepted)
 
     def _transient(self, entry: _Entry, exc: ExportError) -> Outcome | None:

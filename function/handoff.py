@@ -11,7 +11,7 @@ import structlog
 
 from function.budget import SAFETY_MARGIN_MS
 from function.config import Settings
-from function.errors import ConfigError, ExportError
+from function.errors import ConfigError, ExportError, HandOffFailed
 from function.results import summarize
 from function.runtime import Runtime
 from function.work import ExportOrder, Exports, HandOff, ImageQuery, Outcome, PlanRequest
@@ -42,11 +42,11 @@ def hand_on(
     from function.cloud.functiongraph import FunctionGraphClient
     from function.triggers import continuation
 
-    error: ExportError | None = None
+    error: HandOffFailed | None = None
     waiting_chain = bool(waits) or any(p.stop_deadline is not None for p in work.plans)
     limit = continuation.MAX_WAIT_HOPS if waiting_chain else continuation.MAX_HOPS
     if work.hop >= limit:
-        error = ExportError(
+        error = HandOffFailed(
             "HopLimitReached",
             f"the time budget ran out {limit} invocations in a row; "
             "raise the function's timeout or narrow the selection",
@@ -58,7 +58,9 @@ def hand_on(
             margin = SAFETY_MARGIN_MS if margin_ms is None else margin_ms
             request_id = FunctionGraphClient(client).invoke_async(urn, event, margin)
         except ExportError as exc:
-            error = ExportError("ContinuationFailed", f"could not hand the rest on: {exc.message}")
+            error = HandOffFailed(
+                "ContinuationFailed", f"could not hand the rest on: {exc.message}"
+            )
         else:
             if deferred:
                 notes.append(
@@ -77,7 +79,6 @@ def hand_on(
                 async_request_id=request_id,
             )
             return {}
-    error.outcome = "failed"
     log.error(
         "deferred work not handed on",
         error=error.as_dict(),

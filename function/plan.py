@@ -200,11 +200,7 @@ def _server_outcome(server_id: str, exc: ExportError) -> Outcome:
 
 
 def replace_message(exc: ExportError, message: str) -> ExportError:
-    copy = ExportError(
-        exc.code, message, field=exc.field, http_status=exc.http_status, request_id=exc.request_id
-    )
-    copy.outcome = exc.outcome
-    return copy
+    return exc.with_message(message)
 
 
 def _attached_server(volume: dict[str, Any]) -> str | None:

@@ -13,23 +13,13 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 
-from function.errors import ExportError
+from function.errors import SignatureError as SignatureError
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 _MAX_ID_CHARS = 256
 _MAX_SIGNATURE_HEADER_CHARS = 4096
-
-
-class SignatureError(ExportError):
-    """A request's signature is missing, wrong or stale, or no secret is configured."""
-
-    outcome = "rejected"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__("InvalidSignature", reason)
-        self.reason = reason
 
 
 def webhook_key(secret: str) -> bytes:

@@ -19,7 +19,7 @@ from function.cloud.client import CloudClient
 from function.cloud.transport import Transport
 from function.concurrency import parallel_map
 from function.config import Settings
-from function.errors import ConfigError, ExportError
+from function.errors import ConfigError, ExportError, InternalError
 from function.runtime import Runtime
 from function.work import Exports
 
@@ -168,5 +168,5 @@ def _run(job: _Job) -> ExportError | None:
         return exc
     except Exception as exc:  # a bug in one sink must not lose the other deliveries
         log.exception("result sink crashed", sink=job.sink.name)
-        return ExportError("InternalError", f"unexpected {type(exc).__name__}")
+        return InternalError(exc)
     return None

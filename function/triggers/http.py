@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from function.apig import BODY_TOO_LARGE, decode_apig, is_apig
+from function.apig import decode_apig, is_apig
 from function.config import Settings
 from function.errors import InvalidInput
 from function.runtime import Runtime
@@ -27,7 +27,7 @@ def parse(event: Mapping[str, Any], settings: Settings, runtime: Runtime) -> Wor
     try:
         request = decode_apig(event)
     except InvalidInput as exc:
-        status = 413 if exc.code == BODY_TOO_LARGE else 400
+        status = exc.http_status_at_edge  # 413 for PayloadTooLarge, else 400 (errors.TABLE)
         response = webhook.error_response(status, exc.code, exc.message, exc.field)
         return Reply(NAME, runtime.request_id, response)
     if chat.matches(request):

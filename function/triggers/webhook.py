@@ -82,9 +82,9 @@ def parse(request: ApigRequest, settings: Settings, runtime: Runtime) -> Work:
             check_template(notice.image_name)
         except ValidationError as exc:
             err = invalid_from(exc)
-            return answer(error_response(400, err.code, err.message, err.field))
+            return answer(error_response(err.http_status_at_edge, err.code, err.message, err.field))
         except InvalidInput as err:
-            return answer(error_response(400, err.code, err.message, err.field))
+            return answer(error_response(err.http_status_at_edge, err.code, err.message, err.field))
         plan = PlanRequest(
             policy="decommission",
             template=notice.image_name,
@@ -113,7 +113,9 @@ def unauthorized(exc: SignatureError) -> dict[str, Any]:
     import structlog
 
     structlog.get_logger("evs_export.auth").warning("signature rejected", reason=exc.reason)
-    return error_response(401, "Unauthorized", "the request signature could not be verified")
+    return error_response(
+        exc.http_status_at_edge, "Unauthorized", "the request signature could not be verified"
+    )
 
 
 def error_response(

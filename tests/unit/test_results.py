@@ -197,11 +197,11 @@ def test_summarize_reports_deferred_only_when_present() -> None:
 
 
 def test_outcome_kinds_are_the_result_kinds() -> None:
-    """Outcome.kind's Literal is exactly the kinds results counts, and every error's outcome
-    is one of them."""
+    """Outcome.kind's Literal is exactly the kinds results counts, and every error class has
+    its own row in errors.TABLE whose outcome is one of them."""
     from typing import get_args
 
-    from function.errors import ErrorOutcome, ExportError
+    from function.errors import TABLE, ErrorOutcome, ExportError
     from function.results import OUTCOME_KINDS
     from function.work import OutcomeKind
 
@@ -212,4 +212,4 @@ def test_outcome_kinds_are_the_result_kinds() -> None:
         return [cls, *(c for sub in cls.__subclasses__() for c in every(sub))]
 
     for cls in every(ExportError):
-        assert cls.outcome in get_args(ErrorOutcome), cls
+        assert TABLE[cls][0] in get_args(ErrorOutcome), cls
