@@ -1,4 +1,4 @@
-"""The harness the functional and end-to-end tiers share, on the keys of ``tests.support``:
+"""The one harness every tier shares, on the keys of ``tests.support``:
 the seed's example, a fake FunctionGraph context, a cheap runtime, the fake cloud's request
 log, and ``python -m fakecloud`` as a subprocess on 127.0.0.1."""
 
@@ -11,14 +11,15 @@ import selectors
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from fakecloud import FakeCloud, RecordedRequest
+from fakecloud import FakeCloud, ManualClock, RecordedRequest
 from function.runtime import Runtime
 from tests.support import AK as AK
 from tests.support import PROJECT as PROJECT
@@ -92,7 +93,8 @@ def export_event(volume_id: str, **options: Any) -> dict[str, Any]:
 
 
 def base_env(**overrides: str) -> dict[str, str]:
-    """A complete configuration for the in-process fake (default regional endpoints)."""
+    """A complete configuration for the fake (default regional endpoints) on the one set of
+    keys; an override of ``""`` removes a variable. Every tier builds its settings here."""
     env = {
         "REGION": REGION,
         "PROJECT_ID": PROJECT,
@@ -103,12 +105,45 @@ def base_env(**overrides: str) -> dict[str, str]:
     return {k: v for k, v in env.items() if v != ""}
 
 
+def fake_cloud(clock: Callable[[], datetime] | None = None, **kwargs: Any) -> FakeCloud:
+    """An empty fake cloud that accepts the one set of keys (every tier's)."""
+    return FakeCloud(ak=AK, sk=SK, project_id=PROJECT, region=REGION, clock=clock, **kwargs)
+
+
 def new_cloud(**kwargs: Any) -> FakeCloud:
     """A fake cloud for AK/SK/PROJECT with the seed's volumes: one available (40 GB), one
     in use; ``VOLUME_UNKNOWN`` does not exist."""
-    cloud = FakeCloud(ak=AK, sk=SK, project_id=PROJECT, region=REGION, **kwargs)
+    cloud = fake_cloud(**kwargs)
     add_seed_volumes(cloud)
     return cloud
+
+
+def budget_runtime(clock: ManualClock, budget_s: float) -> Runtime:
+    """An invocation of ``budget_s`` seconds on the fake's clock: its remaining time counts
+    down with the clock, and sleeping advances the clock instead of waiting."""
+    start = clock()
+
+    def remaining() -> int:
+        return int(budget_s * 1000 - (clock() - start).total_seconds() * 1000)
+
+    def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    return Runtime(clock=clock, sleep=sleep, remaining_ms=remaining)
+
+
+def timer_event(
+    policy: Mapping[str, Any], when: datetime | str, name: str = "nightly-timer"
+) -> dict[str, Any]:
+    """A TIMER event (PLATFORM §2.1) carrying ``policy`` as its ``user_event``."""
+    time = when if isinstance(when, str) else when.isoformat().replace("+00:00", "Z")
+    return {
+        "version": "v1.0",
+        "time": time,
+        "trigger_type": "TIMER",
+        "trigger_name": name,
+        "user_event": json.dumps(dict(policy)),
+    }
 
 
 def add_seed_volumes(cloud: FakeCloud) -> None:

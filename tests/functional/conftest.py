@@ -8,7 +8,7 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +20,10 @@ from function import log as logging_setup
 from function.app import handle
 from function.config import Settings
 from function.runtime import Runtime
-from tests.support import AK, SK
+from tests.harness import base_env as harness_env
+from tests.harness import budget_runtime as budget_runtime
+from tests.harness import fake_cloud
+from tests.harness import timer_event as timer_event
 from tests.support import PROJECT as PROJECT
 from tests.support import REGION as REGION
 
@@ -67,20 +70,14 @@ class Harness:
 
 
 def base_env() -> dict[str, str]:
-    return {
-        "REGION": REGION,
-        "PROJECT_ID": PROJECT,
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
-        "MAX_REQUESTS_PER_SECOND": "1000",
-    }
+    return harness_env(MAX_REQUESTS_PER_SECOND="1000")
 
 
 @pytest.fixture
 def harness() -> Iterator[Harness]:
     """A fake cloud holding two available volumes, mocked in process; logging reset after."""
     clock = ManualClock(START)
-    cloud = FakeCloud(ak=AK, sk=SK, project_id=PROJECT, region=REGION, clock=clock)
+    cloud = fake_cloud(clock)
     cloud.evs.add_volume(id=VOLUME_A, name="app-data", status="available", size=40)
     cloud.evs.add_volume(id=VOLUME_B, name="app-logs", status="available", size=20)
     mock = mock_cloud(cloud)
@@ -98,27 +95,3 @@ def export_batch(*volumes: str, prefix: str = "img") -> dict[str, Any]:
             for n, v in enumerate(volumes, start=1)
         ]
     }
-
-
-def timer_event(policy: Mapping[str, Any], when: datetime) -> dict[str, Any]:
-    return {
-        "version": "v1.0",
-        "time": when.isoformat().replace("+00:00", "Z"),
-        "trigger_type": "TIMER",
-        "trigger_name": "nightly-timer",
-        "user_event": json.dumps(dict(policy)),
-    }
-
-
-def budget_runtime(clock: ManualClock, budget_s: float) -> Runtime:
-    """An invocation of ``budget_s`` seconds on the fake's clock: its remaining time counts
-    down with the clock, and sleeping advances the clock instead of waiting."""
-    start = clock()
-
-    def remaining() -> int:
-        return int(budget_s * 1000 - (clock() - start).total_seconds() * 1000)
-
-    def sleep(seconds: float) -> None:
-        clock.advance(seconds)
-
-    return Runtime(clock=clock, sleep=sleep, remaining_ms=remaining)

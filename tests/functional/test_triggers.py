@@ -20,11 +20,12 @@ from function import app
 from function.config import Settings
 from function.runtime import Runtime
 from function.signatures import sign_slack, sign_standard_webhook, standard_webhook_headers
+from tests.harness import fake_cloud
+from tests.support import AK as AK
+from tests.support import PROJECT as PROJECT
+from tests.support import REGION as REGION
+from tests.support import SK as SK
 
-AK = "AKINTEGRATIONTRIGGERS"
-SK = "sk-integration-triggers-0001"
-PROJECT = "0123456789abcdef0123456789abcdef"
-REGION = "cn-north-4"
 FUNCTION_URN = f"urn:fss:{REGION}:{PROJECT}:function:default:evs-export:latest"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_" + base64.b64encode(b"rotation: the other secret, 32B").decode()
@@ -124,7 +125,7 @@ def add_web01(
 def new_cloud(clock: Callable[[], datetime]) -> FakeCloud:
     """A fake with server SERVER (tagged evs-export=on-stop; a system and a data disk), a
     loose volume, and an untagged server PLAIN_SERVER with one disk."""
-    cloud = FakeCloud(ak=AK, sk=SK, project_id=PROJECT, region=REGION, clock=clock)
+    cloud = fake_cloud(clock)
     add_web01(cloud, tags=["evs-export=on-stop", "env=demo"])
     cloud.ecs.add_server(PLAIN_SERVER, "db-02", tags=["env=demo"], status="SHUTOFF")
     cloud.evs.add_volume(LOOSE_VOLUME, "app-data-archive", "available", 40, False)

@@ -23,6 +23,8 @@ from fakecloud import FakeCloud, Fault
 from fakecloud.base import Request
 from function import log
 from function.runtime import Runtime
+from tests.harness import base_env, fake_cloud
+from tests.harness import timer_event as harness_timer_event
 from tests.support import AK as AK
 from tests.support import PROJECT as PROJECT
 from tests.support import REGION as REGION
@@ -38,16 +40,7 @@ Chooser = Callable[[Request, int], Fault | None]
 
 def env(**extra: str) -> dict[str, str]:
     """The environment of a deployment in cn-north-4 with static credentials."""
-    base = {
-        "REGION": REGION,
-        "PROJECT_ID": PROJECT,
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
-        "MAX_CONCURRENCY": "8",
-        "MAX_REQUESTS_PER_SECOND": "1000",
-    }
-    base.update(extra)
-    return base
+    return base_env(**{"MAX_CONCURRENCY": "8", "MAX_REQUESTS_PER_SECOND": "1000", **extra})
 
 
 def volume_id(i: int, space: str = "volume") -> str:
@@ -56,7 +49,7 @@ def volume_id(i: int, space: str = "volume") -> str:
 
 
 def make_cloud(clock: Callable[[], datetime] | None = None) -> FakeCloud:
-    return FakeCloud(ak=AK, sk=SK, project_id=PROJECT, region=REGION, clock=clock)
+    return fake_cloud(clock)
 
 
 def add_volumes(cloud: FakeCloud, n: int, tags: dict[str, str] | None = None) -> list[str]:
@@ -87,15 +80,7 @@ def make_runtime(
 
 
 def timer_event(policy: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    return {
-        "version": "v1.0",
-        "time": TIMER_TIME,
-        "trigger_type": "TIMER",
-        "trigger_name": "nightly",
-        "user_event": json.dumps(policy),
-    }
+    return harness_timer_event(policy, TIMER_TIME, name="nightly")
 
 
 def request_key(req: Request) -> str:
