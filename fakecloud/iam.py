@@ -25,7 +25,7 @@ from fakecloud.base import Handler
 from fakecloud.services import REGISTRY, SERVICES
 
 # Each route's handler -> the IAM action it needs, read from the route tables (the one place
-# each action is written, beside its route and source). tests/fakecloud/test_iam.py proves
+# each action is written, beside its route and source). tests/contract/test_iam.py proves
 # every route has one of PLATFORM.md 10.6's actions and no handler serves two routes.
 ACTIONS: dict[Handler, str] = {r.handler: r.action for routes in SERVICES.values() for r in routes}
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from function.cloud.ims import ImageRecord
+from function.cloud.records import ImageRecord
 from function.lifecycle.tags import (
     MARKER_KEY,
     MARKER_VALUE,
