@@ -80,6 +80,10 @@ def summary_line(event: Mapping[str, Any]) -> str:
         message = f"image {data.get('image_name')!r} {data.get('status') or ''}".rstrip()
         if data.get("recovered"):
             message += " (found in IMS after an ambiguous failure)"
+    elif event.get("type") == "evs.policy.completed":
+        ref = f"policy {data.get('policy')!r}"
+        counts = ("selected", "accepted", "skipped", "failed", "deferred", "deleted")
+        message = ", ".join(f"{k} {data.get(k, 0)}" for k in counts)
     else:
         ref = "-"
         message = str(data.get("reason") or data.get("image_name") or "")
