@@ -15,8 +15,7 @@ import structlog
 from function.cloud.ecs import EcsClient
 from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient, holds_name
-from function.cloud.records import Server
-from function.cloud.tags import parse_tags
+from function.cloud.records import Server, Volume
 from function.errors import ApiError, ExportError
 from function.model import UploadOptions
 from function.names import make_unique, render
@@ -41,7 +40,7 @@ class Planner:
         """Orders (and early outcomes: not found, busy) for every volume the plan selects."""
         early: list[Outcome] = []
         servers: dict[str, Server] = {}
-        volumes: dict[str, dict[str, Any]] = {}
+        volumes: dict[str, Volume] = {}
         wanted: list[str] = []
 
         for server_id in plan.server_ids:
@@ -61,8 +60,8 @@ class Planner:
 
         if plan.tags:
             for tagged in self.evs.volumes_by_tag(dict(plan.tags)):
-                volumes[str(tagged["id"])] = tagged
-                wanted.append(str(tagged["id"]))
+                volumes[tagged.id] = tagged
+                wanted.append(tagged.id)
         wanted.extend(plan.volume_ids)
         wanted = list(dict.fromkeys(wanted))
         selection = Selection(selected=len(wanted))
@@ -94,8 +93,8 @@ class Planner:
             fields = {
                 **plan.fields,
                 "volume_id": volume_id,
-                "volume_name": str(volume.get("name") or ""),
-                "server_id": (owner.id if owner else _attached_server(volume)) or "",
+                "volume_name": volume.name,
+                "server_id": (owner.id if owner else volume.server_id) or "",
                 "server_name": owner.name if owner else "",
                 "policy": plan.policy or "",
                 "disk": "system" if _is_system(volume, owner) else "data",
@@ -107,27 +106,27 @@ class Planner:
         for volume_id, _ in named:
             volume = volumes[volume_id]
             owner = servers.get(volume_id)
-            copied, dropped = copied_tags(parse_tags(volume.get("tags")), plan.copy_tags)
+            copied, dropped = copied_tags(dict(volume.tags), plan.copy_tags)
             order = ExportOrder(
                 volume_id=volume_id,
                 upload=UploadOptions.from_wire({"image_name": names[volume_id], **plan.options}),
                 policy=plan.policy,
-                server_id=owner.id if owner else _attached_server(volume),
+                server_id=owner.id if owner else volume.server_id,
                 dry_run=plan.dry_run,
                 keep=plan.keep,
                 run_time=plan.time if plan.policy_rules is not None else None,
                 image_tags=copied,
                 tags_dropped=dropped,
             )
-            if volume.get("status") == "uploading":
+            if volume.status == "uploading":
                 result.append(_skip(order, "busy", volume_status="uploading"))
             else:
                 result.append(order)
         return [*early, *result]
 
-    def _fetch(self, volume_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], list[Outcome]]:
+    def _fetch(self, volume_ids: Sequence[str]) -> tuple[dict[str, Volume], list[Outcome]]:
         """Details of ``volume_ids``: one GET each for a few, one paged listing for more."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Volume] = {}
         lost: list[Outcome] = []
         if not volume_ids:
             return found, lost
@@ -138,9 +137,9 @@ class Planner:
                 except ApiError as exc:
                     lost.append(Outcome(exc.outcome, volume_id, error=exc))
                     continue
-                found[volume_id] = volume or {"id": volume_id}
+                found[volume_id] = volume
             return found, lost
-        index = {str(v.get("id")): v for v in self.evs.list_volumes()}
+        index = {v.id: v for v in self.evs.list_volumes()}
         for volume_id in volume_ids:
             if volume_id in index:
                 found[volume_id] = index[volume_id]
@@ -203,22 +202,14 @@ def replace_message(exc: ExportError, message: str) -> ExportError:
     return exc.with_message(message)
 
 
-def _attached_server(volume: dict[str, Any]) -> str | None:
-    rows = volume.get("attachments")
-    for row in rows if isinstance(rows, list) else []:
-        if isinstance(row, dict) and row.get("server_id"):
-            return str(row["server_id"])
-    return None
-
-
-def _excluded(exclude: Exclude, volume: dict[str, Any], server: Server | None) -> bool:
+def _excluded(exclude: Exclude, volume: Volume, server: Server | None) -> bool:
     """Whether a found volume is left out: one of the tag pairs, or a system disk."""
-    if exclude.tags and exclude.tagged(parse_tags(volume.get("tags"))):
+    if exclude.tags and exclude.tagged(dict(volume.tags)):
         return True
     return exclude.system_disks and _is_system(volume, server)
 
 
-def _is_system(volume: dict[str, Any], server: Server | None) -> bool:
+def _is_system(volume: Volume, server: Server | None) -> bool:
     if server is not None and server.system_volume_id is not None:
-        return server.system_volume_id == volume.get("id")
-    return str(volume.get("bootable")).lower() == "true"
+        return server.system_volume_id == volume.id
+    return volume.bootable

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from function.cloud.client import CloudClient
 from function.cloud.records import Accepted as Accepted  # re-exported: its old home
+from function.cloud.records import Volume
 from function.cloud.tags import parse_tags
 from function.errors import ApiError
 from function.model import ACTION_KEY, UploadImageResponse, UploadOptions
@@ -85,19 +86,19 @@ class EvsClient:
             request_id=resp.request_id,
         )
 
-    def get_volume(self, volume_id: str) -> dict[str, Any]:
+    def get_volume(self, volume_id: str) -> Volume:
         resp = self.client.call(
             "evs", "GET", f"/v2/{self.client.project_id}/cloudvolumes/{volume_id}"
         )
         data = resp.json()
         volume = data.get("volume") if isinstance(data, dict) else None
-        return volume if isinstance(volume, dict) else {}
+        return Volume.from_api(volume if isinstance(volume, dict) else {}, volume_id)
 
-    def volumes_by_tag(self, tags: dict[str, str]) -> list[dict[str, Any]]:
+    def volumes_by_tag(self, tags: dict[str, str]) -> list[Volume]:
         """Volumes carrying every tag (``resource_instances/action``)."""
         path = f"/v2/{self.client.project_id}/cloudvolumes/resource_instances/action"
         wanted = {k: [v] for k, v in tags.items()}
-        volumes: list[dict[str, Any]] = []
+        volumes: list[Volume] = []
         for res in self.client.resources_by_tag("evs", path, wanted):
             if not isinstance(res.get("resource_id"), str):
                 continue
@@ -107,13 +108,13 @@ class EvsClient:
             volume.setdefault("name", res.get("resource_name") or "")
             if "tags" not in volume and isinstance(res.get("tags"), list):
                 volume["tags"] = parse_tags(res["tags"])
-            volumes.append(volume)
+            volumes.append(Volume.from_api(volume))
         return volumes
 
-    def list_volumes(self) -> list[dict[str, Any]]:
+    def list_volumes(self) -> list[Volume]:
         """Every volume of the project (``cloudvolumes/detail``, paged by marker)."""
         path = f"/v2/{self.client.project_id}/cloudvolumes/detail"
-        volumes: list[dict[str, Any]] = []
+        volumes: list[Volume] = []
         marker: str | None = None
         while True:
             query = [("limit", str(LIST_PAGE))] + ([("marker", marker)] if marker else [])
@@ -121,12 +122,12 @@ class EvsClient:
             page = data.get("volumes") if isinstance(data, dict) else None
             if not isinstance(page, list) or not page:
                 return volumes
-            volumes.extend(v for v in page if isinstance(v, dict))
+            volumes.extend(Volume.from_api(v) for v in page if isinstance(v, dict))
             links = data.get("volumes_links") if isinstance(data, dict) else None
             has_next = isinstance(links, list) and any(
                 isinstance(link, dict) and link.get("rel") == "next" for link in links
             )
-            last = page[-1].get("id") if isinstance(page[-1], dict) else None
+            last = page[-1].get("id") if isinstance(page[-1], dict) else None  # the raw page
             if not has_next or not isinstance(last, str) or last == marker:
                 return volumes
             marker = last

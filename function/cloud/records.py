@@ -27,6 +27,39 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class Volume:
+    """An EVS volume as the planner needs it: from a volume's detail, a ``cloudvolumes``
+    listing entry or a tag-query entry (``attachments`` name the server it is on;
+    ``bootable`` is the string ``"true"``/``"false"`` on the wire)."""
+
+    id: str
+    name: str = ""
+    status: str | None = None
+    bootable: bool = False
+    server_id: str | None = None  # the first server it is attached to
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any], volume_id: str = "") -> Volume:
+        """The record of ``data`` (``volume_id`` when the answer names none)."""
+        server_id = None
+        rows = data.get("attachments")
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, Mapping) and row.get("server_id"):
+                server_id = str(row["server_id"])
+                break
+        status = data.get("status")
+        return cls(
+            id=str(data.get("id") or volume_id),
+            name=str(data.get("name") or ""),
+            status=status if isinstance(status, str) else None,
+            bootable=str(data.get("bootable")).lower() == "true",
+            server_id=server_id,
+            tags=parse_tags(data.get("tags")),
+        )
+
+
+@dataclass(frozen=True)
 class Server:
     """An ECS server and the volumes attached to it."""
 

@@ -174,7 +174,7 @@ def _vanished(
                 log.warning("could not read a volume", volume_id=volume_id, error=exc.as_dict())
         return gone
     try:
-        existing = {str(v.get("id")) for v in evs.list_volumes()}
+        existing = {v.id for v in evs.list_volumes()}
     except ExportError as exc:
         log.warning("could not list volumes; no orphans this run", error=exc.as_dict())
         return set()

@@ -12,6 +12,7 @@ import pytest
 from function.cloud.ecs import EcsClient, Server
 from function.cloud.evs import EvsClient, upload_body
 from function.cloud.ims import ImsClient
+from function.cloud.records import Volume
 from function.errors import ApiError
 from function.model import ACTION_KEY, UploadOptions
 from function.plan import FETCH_EACH_MAX, NAME_LOOKUP_MAX, Planner
@@ -35,21 +36,23 @@ class FakeEvs(EvsClient):
         self.volumes = dict(volumes)
         self.calls: list[str] = []
 
-    def get_volume(self, volume_id: str) -> dict[str, Any]:
+    def get_volume(self, volume_id: str) -> Volume:
         self.calls.append(f"get {volume_id}")
         if volume_id not in self.volumes:
             raise ApiError(404, "EVS.2022", f"volume {volume_id} not found")
-        return self.volumes[volume_id]
+        return Volume.from_api(self.volumes[volume_id], volume_id)
 
-    def volumes_by_tag(self, tags: dict[str, str]) -> list[dict[str, Any]]:
+    def volumes_by_tag(self, tags: dict[str, str]) -> list[Volume]:
         self.calls.append("by_tag")
         return [
-            v for v in self.volumes.values() if all(v["tags"].get(k) == x for k, x in tags.items())
+            Volume.from_api(v)
+            for v in self.volumes.values()
+            if all(v["tags"].get(k) == x for k, x in tags.items())
         ]
 
-    def list_volumes(self) -> list[dict[str, Any]]:
+    def list_volumes(self) -> list[Volume]:
         self.calls.append("list")
-        return list(self.volumes.values())
+        return [Volume.from_api(v) for v in self.volumes.values()]
 
 
 class FakeEcs(EcsClient):
