@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import re
 import statistics
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 from bench.fanout import write_section
 from fakecloud import FakeCloud, Fault, mock_cloud
 from fakecloud.base import Request
+from fakecloud.faults import storm as fault_storm
 from function import log
 from function.app import handle
 from function.cloud.client import Limiter
@@ -52,16 +52,8 @@ _EXPORT = re.compile(r"^/v2/[^/]+/volumes/[^/]+/action$")
 
 
 def storm_faults(seed: int) -> list[Fault]:
-    """The 65 faults, in a seeded order."""
-    faults = (
-        [Fault(status=429) for _ in range(20)]
-        + [Fault(status=503) for _ in range(20)]
-        + [Fault(status=500) for _ in range(10)]
-        + [Fault(reset="after") for _ in range(8)]
-        + [Fault(reset="before") for _ in range(7)]
-    )
-    random.Random(seed).shuffle(faults)
-    return faults
+    """The issue's storm of 65 faults, in a seeded order (``fakecloud.faults.storm``)."""
+    return fault_storm(seed)
 
 
 class Weather:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from collections.abc import Iterator
@@ -106,3 +107,26 @@ class Faults:
     def __len__(self) -> int:
         with self._lock:
             return len(self._rules)
+
+
+def storm(
+    seed: int,
+    *,
+    throttled: int = 20,
+    unavailable: int = 20,
+    internal: int = 10,
+    reset_after: int = 8,
+    reset_before: int = 7,
+) -> list[Fault]:
+    """A fault storm in a seeded order, one fault per request it is given to: by default
+    issue 9's 65 (20 x 429, 20 x 503, 10 x 500, 15 connection resets, 8 of them after the
+    request was processed). Used by the resilience tests and ``bench/storm.py`` alike."""
+    faults = (
+        [Fault(status=429) for _ in range(throttled)]
+        + [Fault(status=503) for _ in range(unavailable)]
+        + [Fault(status=500) for _ in range(internal)]
+        + [Fault(reset="after") for _ in range(reset_after)]
+        + [Fault(reset="before") for _ in range(reset_before)]
+    )
+    random.Random(seed).shuffle(faults)
+    return faults

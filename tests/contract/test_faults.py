@@ -138,3 +138,17 @@ def test_handle_raises_on_reset(cloud: FakeCloud) -> None:
     )
     assert status == 401
     assert "X-Request-Id" in headers
+
+
+def test_storm_is_issue_nines_65_faults_in_a_seeded_order() -> None:
+    """fakecloud.faults.storm gives 20 x 429, 20 x 503, 10 x 500 and 15 resets (8 after
+    processing), shuffled the same way for the same seed."""
+    from collections import Counter
+
+    from fakecloud.faults import storm
+
+    faults = storm(7)
+    kinds = Counter(f.status or f.reset for f in faults)
+    assert kinds == Counter({429: 20, 503: 20, 500: 10, "after": 8, "before": 7})
+    assert [f.status or f.reset for f in storm(7)] == [f.status or f.reset for f in faults]
+    assert [f.status or f.reset for f in storm(8)] != [f.status or f.reset for f in faults]

@@ -5,7 +5,6 @@ blindly, in this invocation or the next."""
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 from collections import Counter
@@ -17,6 +16,7 @@ import pytest
 from fakecloud import FakeCloud, Fault, mock_cloud
 from fakecloud.base import Request
 from fakecloud.core import RecordedRequest
+from fakecloud.faults import storm
 from function.app import handle
 from function.cloud.client import CloudClient
 from function.cloud.evs import Accepted, EvsClient
@@ -58,17 +58,8 @@ def batch(ids: list[str], prefix: str) -> dict[str, Any]:
 
 
 def storm_faults(seed: int) -> list[Fault]:
-    """The issue's storm: 20 429s, 20 503s, 10 500s and 15 connection resets (8 after the
-    request was processed, 7 before), in a seeded order."""
-    faults = (
-        [Fault(status=429) for _ in range(20)]
-        + [Fault(status=503) for _ in range(20)]
-        + [Fault(status=500) for _ in range(10)]
-        + [Fault(reset="after") for _ in range(8)]
-        + [Fault(reset="before") for _ in range(7)]
-    )
-    random.Random(seed).shuffle(faults)
-    return faults
+    """The issue's storm of 65 faults, in a seeded order (``fakecloud.faults.storm``)."""
+    return storm(seed)
 
 
 class Burst:
