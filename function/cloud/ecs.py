@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from function.cloud.client import CloudClient
-from function.cloud.records import Server as Server  # re-exported: its old home
+from function.cloud.records import Server
 from function.cloud.tags import parse_tags
 
 

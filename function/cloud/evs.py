@@ -8,8 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from function.cloud.client import CloudClient
-from function.cloud.records import Accepted as Accepted  # re-exported: its old home
-from function.cloud.records import Volume
+from function.cloud.records import Accepted, Volume
 from function.cloud.tags import parse_tags
 from function.errors import ApiError
 from function.model import ACTION_KEY, UploadImageResponse, UploadOptions

@@ -11,8 +11,8 @@ from typing import Any
 
 import structlog
 
-from function.cloud.evs import Accepted
 from function.cloud.ims import ImsClient
+from function.cloud.records import Accepted
 from function.errors import ExportError
 from function.work import ExportOrder
 

@@ -72,7 +72,8 @@ class Call:
 
 
 def _route_calls() -> dict[Handler, Call]:
-    from fakecloud import ecs, evs, functiongraph, ims, imscopy, smn
+    from fakecloud import ecs, evs, functiongraph, ims, smn
+    from fakecloud.ims import copy_routes as imscopy
 
     p = PROJECT
     tag_query = {"action": "filter", "tags": [{"key": "k", "values": []}]}

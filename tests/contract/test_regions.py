@@ -1,7 +1,7 @@
 """IMS in a second region: replication jobs, sharing, seeds and endpoints (issue 12, item 7).
 
 Sources: PLATFORM.md 10.8, ims_03_0628 (CopyImageCrossRegion), the huaweicloudsdkims 3.1.219
-models named in fakecloud.imscopy. Every contract test runs in-process and over 127.0.0.1.
+models named in fakecloud.ims.copy_models. Every contract test runs in-process and over 127.0.0.1.
 """
 
 from __future__ import annotations

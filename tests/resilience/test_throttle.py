@@ -19,8 +19,9 @@ from fakecloud.core import RecordedRequest
 from fakecloud.faults import storm
 from function.app import handle
 from function.cloud.client import CloudClient
-from function.cloud.evs import Accepted, EvsClient
+from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient
+from function.cloud.records import Accepted
 from function.cloud.transport import default_transport
 from function.config import Settings
 from function.exporter import Exporter

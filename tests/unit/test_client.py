@@ -17,8 +17,9 @@ from function.cloud.client import (
     Limiter,
     parse_retry_after,
 )
-from function.cloud.evs import Accepted, EvsClient
+from function.cloud.evs import EvsClient
 from function.cloud.ims import ImsClient
+from function.cloud.records import Accepted
 from function.cloud.transport import HttpResponse
 from function.config import Credentials
 from function.errors import ApiError, BudgetExhausted, TransportError

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from function.cloud.client import CloudClient
-from function.cloud.evs import Accepted
 from function.cloud.ims import ImsClient
+from function.cloud.records import Accepted
 from function.lifecycle import (
     MARKER_KEY,
     POLICY_KEY,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from function.cloud.ecs import EcsClient, Server
+from function.cloud.ecs import EcsClient
 from function.cloud.evs import EvsClient, upload_body
 from function.cloud.ims import ImsClient
-from function.cloud.records import Volume
+from function.cloud.records import Server, Volume
 from function.errors import ApiError
 from function.model import ACTION_KEY, UploadOptions
 from function.plan import FETCH_EACH_MAX, NAME_LOOKUP_MAX, Planner

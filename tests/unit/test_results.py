@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from function.cloud.evs import Accepted
+from function.cloud.records import Accepted
 from function.errors import ApiError, BudgetExhausted, InvalidInput, TransportError
 from function.model import ACTION_KEY, UploadOptions
 from function.results import EventContext, cloud_event, outcome_event, summarize
