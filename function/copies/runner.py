@@ -4,6 +4,7 @@ home and target regions, each within the time budget."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,14 +39,13 @@ from function.copies.sharing import share
 from function.copies.target import in_target
 from function.errors import ApiError, ConfigError, ExportError, TransportError
 from function.lifecycle import (
-    MARKER_KEY,
-    MARKER_VALUE,
     REPORTED_KEY,
     LifecycleResult,
     ManagedImage,
     by_volume,
     policy_value,
 )
+from function.lifecycle.runner import ImageDetails
 from function.results import EventContext
 from function.work import CopyTarget, Exports, PlanRequest, Selection
 
@@ -64,6 +64,7 @@ class CopyRun:
         budget: Budget,
         max_workers: int,
         result: LifecycleResult,
+        details: ImageDetails,
         selections: Mapping[str, Selection],
     ) -> None:
         self.work = work
@@ -78,7 +79,7 @@ class CopyRun:
         self.result = result
         self.home = client.settings.region or ""
         self.states: dict[tuple[str, str], CopyState | None] = {}
-        self.details: dict[str, dict[str, Any]] | None = None
+        self.details = details
         self.targets: dict[str, ImsClient] = {}
         self.summary: dict[str, PolicyCopies] = {}
         self.section: dict[str, Any] = {"in_flight": 0, "errors": []}
@@ -113,24 +114,13 @@ class CopyRun:
         self.section["errors"].append({"step": step, **where, "error": exc.as_dict()})
 
     def detail(self, image: ManagedImage) -> dict[str, Any] | None:
-        """The image's IMS view (encryption, ``min_disk``): one listing of the managed images
-        for the run, a GET for one it misses; None when unreadable."""
-        if self.details is None:
-            try:
-                listed = self.ims.list_images(
-                    __imagetype="private", tag=f"{MARKER_KEY}={MARKER_VALUE}"
-                )
-            except ExportError as exc:
-                self.error("details", exc)
-                listed = []
-            self.details = {str(d.get("id")): d for d in listed}
-        if image.id not in self.details:
-            try:
-                self.details[image.id] = self.ims.get_image(image.id)
-            except ExportError as exc:
-                self.error("details", exc, image_id=image.id)
-                return None
-        return self.details[image.id]
+        """The image's IMS view (encryption, ``min_disk``), from the run's one listing
+        (``lifecycle.runner.ImageDetails``); None when unreadable."""
+        try:
+            return self.details.of(image.id)
+        except ExportError as exc:
+            self.error("details", exc, image_id=image.id)
+            return None
 
     def mine(self, plan: PlanRequest) -> tuple[str, str, dict[str, list[ManagedImage]]]:
         policy = policy_value(plan.policy)
@@ -371,6 +361,7 @@ def run_copies(
     budget: Budget,
     max_workers: int,
     result: LifecycleResult,
+    details: ImageDetails,
     reported: Sequence[str] = (),
     selections: Mapping[str, Selection] | None = None,
 ) -> None:
@@ -379,62 +370,47 @@ def run_copies(
     A bug here never costs the run's exports or reports: it becomes the ``copies`` section's
     error (what was recorded stays recorded; the next run goes on from there)."""
     try:
-        _run_copies(
-            work, images, client, ctx, budget, max_workers, result, reported, selections or {}
+        plans = [p for p in work.plans if p.policy and (p.copies or p.share_with)]
+        if not plans:
+            return
+        if client.settings.region is None:
+            missing = ConfigError("REGION", "set REGION: copies need the function's own region")
+            result.sections["copies"] = {"error": missing.as_dict()}
+            return
+        done = set(reported)
+        images = [
+            i
+            if i.id not in done or i.reported
+            else replace(
+                i,
+                tags={
+                    **i.tags,
+                    REPORTED_KEY: "completed" if i.status == "active" else "image_failed",
+                },
+            )
+            for i in images
+        ]
+        run = CopyRun(
+            work, images, client, ctx, budget, max_workers, result, details, selections or {}
         )
+        for plan in plans:
+            for target in plan.copies:
+                run.follow(plan, target)
+        if not any(p.dry_run for p in plans):
+            run.start([p for p in plans if not p.dry_run])
+        for plan in plans:
+            for target in plan.copies:
+                in_target(run, plan, target)
+            if plan.share_with and not plan.dry_run:
+                share(run, plan)
+        section = run.section
+        if not section["errors"]:
+            del section["errors"]
+        if any(p.copies for p in plans) or "errors" in section:
+            result.sections["copies"] = section
+        for name, summary in run.summary.items():
+            result.copies[name] = summary.as_dict()
     except Exception as exc:
         log.exception("copies crashed")
         error = {"code": "InternalError", "message": f"unexpected {type(exc).__name__}"}
         result.sections["copies"] = {"error": error}
-
-
-def _run_copies(
-    work: Exports,
-    images: list[ManagedImage],
-    client: CloudClient,
-    ctx: EventContext,
-    budget: Budget,
-    max_workers: int,
-    result: LifecycleResult,
-    reported: Sequence[str],
-    selections: Mapping[str, Selection],
-) -> None:
-    plans = [p for p in work.plans if p.policy and (p.copies or p.share_with)]
-    if not plans:
-        return
-    if client.settings.region is None:
-        error = ConfigError("REGION", "set REGION: copies need the function's own region")
-        result.sections["copies"] = {"error": error.as_dict()}
-        return
-    done = set(reported)
-    images = [
-        i
-        if i.id not in done or i.reported
-        else ManagedImage(
-            i.id,
-            i.name,
-            i.status,
-            i.created_at,
-            i.updated_at,
-            {**i.tags, REPORTED_KEY: "completed" if i.status == "active" else "image_failed"},
-        )
-        for i in images
-    ]
-    run = CopyRun(work, images, client, ctx, budget, max_workers, result, selections)
-    for plan in plans:
-        for target in plan.copies:
-            run.follow(plan, target)
-    if not any(p.dry_run for p in plans):
-        run.start([p for p in plans if not p.dry_run])
-    for plan in plans:
-        for target in plan.copies:
-            in_target(run, plan, target)
-        if plan.share_with and not plan.dry_run:
-            share(run, plan)
-    section = run.section
-    if not section["errors"]:
-        del section["errors"]
-    if any(p.copies for p in plans) or "errors" in section:
-        result.sections["copies"] = section
-    for name, summary in run.summary.items():
-        result.copies[name] = summary.as_dict()

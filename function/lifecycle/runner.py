@@ -4,6 +4,7 @@ up by the next run)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -108,7 +109,8 @@ def run_tasks(
             return incomplete(image) or image.updated_at is None
         return image.policy in policies and incomplete(image)
 
-    images = _complete(ims, images, needs_detail, budget, max_workers)
+    details = ImageDetails(ims)
+    images = _complete(details, images, needs_detail, budget, max_workers)
     known = {i.id for i in images}
     images += [i for i in just_accepted(outcomes, ctx.now()) if i.id not in known]
 
@@ -119,7 +121,7 @@ def run_tasks(
         from function.copies import run_copies
 
         run_copies(
-            work, images, client, ctx, budget, max_workers, result, reported, selections or {}
+            work, images, client, ctx, budget, max_workers, result, details, reported, selections
         )
     if rules:
         vanished = _vanished(client, images, rules, selections or {}, budget)
@@ -181,34 +183,62 @@ def _vanished(
     return {v for v in unknown if v not in existing}
 
 
+class ImageDetails:
+    """IMS's own view of the function's images, read at most once per run: one paged
+    listing filtered by the marker tag (``GET /v2/cloudimages``, 500 a page) gives every
+    managed image's times, size and encryption, which the tag query lacks (PLATFORM.md
+    10.2); an image it misses (made since) gets one GET of its own. Shared by the life
+    cycle and the copies."""
+
+    def __init__(self, ims: ImsClient) -> None:
+        self.ims = ims
+        self._listed: dict[str, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def listed(self) -> dict[str, dict[str, Any]]:
+        """The listing by image ID (empty when it failed; the failure is logged)."""
+        with self._lock:
+            if self._listed is None:
+                try:
+                    found = self.ims.list_images(
+                        __imagetype="private", tag=f"{MARKER_KEY}={MARKER_VALUE}"
+                    )
+                except ExportError as exc:
+                    log.warning("could not list the managed images' details", error=exc.as_dict())
+                    found = []
+                self._listed = {str(d.get("id")): d for d in found}
+            return self._listed
+
+    def of(self, image_id: str) -> dict[str, Any]:
+        """One image's view: from the listing, else one GET (ExportError when unreadable)."""
+        listed = self.listed()
+        if image_id not in listed:
+            detail = self.ims.get_image(image_id)
+            with self._lock:
+                listed[image_id] = detail
+        return listed[image_id]
+
+
 def _complete(
-    ims: ImsClient,
+    details: ImageDetails,
     images: list[ManagedImage],
     wanted: Callable[[ManagedImage], bool],
     budget: Budget,
     max_workers: int,
 ) -> list[ManagedImage]:
     """Fill in what the tag listing lacks for the images this run works on (times, and a
-    status or name where missing): the tag query's detail is only ``status`` (PLATFORM.md
-    10.2), so one paged image listing filtered by the marker tag (``GET /v2/cloudimages``,
-    500 a page) gives every managed image's times; an image it misses (made since) gets one
-    GET of its own."""
+    status or name where missing), from ``details``."""
     if not any(wanted(i) for i in images):
         return images
-    try:
-        listed = ims.list_images(__imagetype="private", tag=f"{MARKER_KEY}={MARKER_VALUE}")
-    except ExportError as exc:
-        log.warning("could not list the managed images' details", error=exc.as_dict())
-        listed = []
-    details = {str(d.get("id")): d for d in listed}
+    listed = details.listed()
 
     def complete(image: ManagedImage) -> ManagedImage:
-        if image.id in details:
-            return with_detail(image, details[image.id])
+        if image.id in listed:
+            return with_detail(image, listed[image.id])
         if not (wanted(image) and budget.covers()):
             return image
         try:
-            return with_detail(image, ims.get_image(image.id))
+            return with_detail(image, details.of(image.id))
         except ExportError as exc:
             log.warning("could not read image", image_id=image.id, error=exc.as_dict())
             return image
