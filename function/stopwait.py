@@ -64,7 +64,7 @@ def await_stopped(plan: PlanRequest, ecs: EcsClient, runtime: Runtime) -> StopWa
     while True:
         pending = {}
         for server_id in todo:
-            server = _read(ecs, server_id)
+            server = _read(ecs, server_id, disks=False)  # polling needs the status only
             if server is None or not _waits_for(plan, server):
                 ready.append(server_id)
             else:
@@ -87,7 +87,8 @@ def await_stopped(plan: PlanRequest, ecs: EcsClient, runtime: Runtime) -> StopWa
     if not pending:
         return result
     expired = runtime.clock() >= plan.stop_deadline
-    for server in pending.values():
+    for polled in pending.values():
+        server = _read(ecs, polled.id) or polled  # now its disks, for their outcomes
         log.info(
             "server not stopped yet",
             server_id=server.id,
@@ -100,10 +101,10 @@ def await_stopped(plan: PlanRequest, ecs: EcsClient, runtime: Runtime) -> StopWa
     return result
 
 
-def _read(ecs: EcsClient, server_id: str) -> Server | None:
+def _read(ecs: EcsClient, server_id: str, *, disks: bool = True) -> Server | None:
     """The server, or None when it cannot be read (the planner reports why)."""
     try:
-        return ecs.get_server(server_id)
+        return ecs.get_server(server_id, disks=disks)
     except ExportError as exc:
         log.warning("could not read server", server_id=server_id, error=exc.as_dict())
         return None

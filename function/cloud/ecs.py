@@ -13,14 +13,18 @@ class EcsClient:
     def __init__(self, client: CloudClient) -> None:
         self.client = client
 
-    def get_server(self, server_id: str) -> Server:
-        """The server with its attached volumes (two requests: details and attachments)."""
+    def get_server(self, server_id: str, *, disks: bool = True) -> Server:
+        """The server with its attached volumes (two requests: details and attachments);
+        with ``disks=False`` its details only (one request; ``volume_ids`` empty), enough
+        to follow its status."""
         base = f"/v1/{self.client.project_id}/cloudservers/{server_id}"
         data = self.client.call("ecs", "GET", base).json()
         server = data.get("server") if isinstance(data, dict) else None
         server = server if isinstance(server, dict) else {}
-        att = self.client.call("ecs", "GET", f"{base}/os-volume_attachments").json()
-        rows = att.get("volumeAttachments") if isinstance(att, dict) else None
+        rows: object = None
+        if disks:
+            att = self.client.call("ecs", "GET", f"{base}/os-volume_attachments").json()
+            rows = att.get("volumeAttachments") if isinstance(att, dict) else None
         volume_ids = [
             str(r.get("volumeId") or r.get("id"))
             for r in (rows if isinstance(rows, list) else [])

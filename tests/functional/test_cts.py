@@ -74,6 +74,9 @@ def test_server_stopping_after_seconds_is_exported_only_once_shutoff() -> None:
     assert min(times) >= NOW + timedelta(seconds=7)
     polls = [r for r in cloud.requests if r.method == "GET" and r.path.endswith(SERVER)]
     assert len(polls) >= 3  # running, running, ..., SHUTOFF
+    # Polling reads the server's details only; its disks are read once, by the planner.
+    attachments = [r for r in cloud.requests if r.path.endswith("/os-volume_attachments")]
+    assert len(attachments) == 1
 
 
 def test_server_that_never_stops_ends_skipped_per_disk_without_an_export() -> None:

@@ -59,7 +59,7 @@ class FakeEcs(EcsClient):
     def __init__(self, servers: Mapping[str, Server]) -> None:
         self.servers = dict(servers)
 
-    def get_server(self, server_id: str) -> Server:
+    def get_server(self, server_id: str, *, disks: bool = True) -> Server:
         if server_id not in self.servers:
             raise ApiError(404, "Ecs.0114", "not found")
         return self.servers[server_id]
