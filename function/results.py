@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from function.times import iso_z
 from function.work import Outcome
 
 TYPE_PREFIX = "evs.export."
@@ -39,7 +40,7 @@ def cloud_event(
         "id": ctx.new_id(),
         "source": ctx.source,
         "type": type_,
-        "time": ctx.now().isoformat().replace("+00:00", "Z"),
+        "time": iso_z(ctx.now()),
         "datacontenttype": "application/json",
         "data": data,
     }

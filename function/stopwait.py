@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 import structlog
 
@@ -30,6 +29,7 @@ from function.cloud.ecs import EcsClient
 from function.cloud.records import Server
 from function.errors import ExportError
 from function.runtime import Runtime
+from function.times import iso_z
 from function.work import Outcome, PlanRequest
 
 log = structlog.get_logger("evs_export.stopwait")
@@ -123,7 +123,7 @@ def _disk_outcomes(server: Server, plan: PlanRequest, expired: bool) -> Sequence
     """One outcome per disk of a server that is still running: skipped once the deadline
     has passed, else deferred to the invocation that waits on."""
     extra = {"server_id": server.id, "server_status": server.status or None}
-    deadline = _iso(plan.stop_deadline) if plan.stop_deadline else None
+    deadline = iso_z(plan.stop_deadline) if plan.stop_deadline else None
     if expired:
         return [
             Outcome("skipped", volume_id, reason=NOT_STOPPED, extra=extra)
@@ -133,7 +133,3 @@ def _disk_outcomes(server: Server, plan: PlanRequest, expired: bool) -> Sequence
         Outcome("deferred", volume_id, extra={**extra, "waiting_until": deadline})
         for volume_id in server.volume_ids
     ]
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")

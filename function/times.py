@@ -70,3 +70,14 @@ def parse_time(value: object, field: str) -> datetime | None:
         if parsed is not None:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     raise InvalidInput(field, f"{field} is not a time (epoch ms or s, or ISO 8601)")
+
+
+def iso_z(when: datetime) -> str:
+    """ISO 8601 as the events and internal events write times: a UTC offset as ``Z``
+    (another offset is kept as it is)."""
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def utc_z(when: datetime | None) -> str | None:
+    """``when`` in UTC as ISO 8601 with ``Z``; None stays None."""
+    return None if when is None else iso_z(when.astimezone(timezone.utc))

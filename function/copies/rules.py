@@ -15,11 +15,11 @@ from function.lifecycle import (
     POLICY_KEY,
     VOLUME_KEY,
     ManagedImage,
-    _iso,
     parse_resource,
     tag_value,
 )
 from function.results import EventContext, cloud_event
+from function.times import utc_z
 from function.work import CopyTarget
 
 STARTED = "evs.copy.started"
@@ -230,7 +230,7 @@ def rpo_breach(
         return {
             "copy_image_id": newest.id,
             "source_image_id": newest.source_id,
-            "recovery_point": _iso(newest.source_time),
+            "recovery_point": utc_z(newest.source_time),
             "age_s": int((now - newest.source_time).total_seconds()),
         }
     times = [i for i in uncopied if i.made_at is not None]
@@ -244,7 +244,7 @@ def rpo_breach(
         "source_image_id": None,
         "recovery_point": None,
         "oldest_uncopied_image_id": oldest.id,
-        "oldest_uncopied_at": _iso(oldest.made_at),
+        "oldest_uncopied_at": utc_z(oldest.made_at),
         "age_s": int((now - _made(oldest)).total_seconds()),
     }
 

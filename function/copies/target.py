@@ -22,10 +22,10 @@ from function.lifecycle import (
     DELETED,
     MARKER_KEY,
     POLICY_KEY,
-    _iso,
 )
 from function.results import cloud_event
 from function.retention import parse_duration
+from function.times import utc_z
 from function.work import CopyTarget, PlanRequest
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def in_target(run: CopyRun, plan: PlanRequest, target: CopyTarget) -> None:
                 "policy": name,
                 "region": target.region,
                 "source_image_id": replica.source_id,
-                "made_at": _iso(replica.source_time),
+                "made_at": utc_z(replica.source_time),
                 "status": replica.status,
                 "not_kept_by": ["keep"],
             }
@@ -95,7 +95,7 @@ def in_target(run: CopyRun, plan: PlanRequest, target: CopyTarget) -> None:
             else {
                 "image_id": best.id,
                 "source_image_id": best.source_id,
-                "recovery_point": _iso(best.source_time),
+                "recovery_point": utc_z(best.source_time),
                 "age_s": int((now - best.source_time).total_seconds()),
             }
         )

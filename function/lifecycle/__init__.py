@@ -34,7 +34,6 @@ from function.lifecycle.images import (
 from function.lifecycle.rules import (
     DELETED,
     KeepRule,
-    _iso,
     by_volume,
     deletions,
     duration_s,
@@ -73,7 +72,6 @@ __all__ = [
     "KeepRule",
     "LifecycleResult",
     "ManagedImage",
-    "_iso",
     "by_volume",
     "deletions",
     "duration_s",

@@ -21,6 +21,7 @@ from function.retention import (
     is_stale,
     parse_duration,
 )
+from function.times import utc_z
 from function.work import Exports
 
 COMPLETED = "evs.export.completed"
@@ -202,11 +203,11 @@ def deleted_event(
         "image_name": image.name,
         "volume_id": image.volume_id,
         "policy": _policy_out(image),
-        "created_at": _iso(image.created_at),
+        "created_at": utc_z(image.created_at),
         "status": image.status,
     }
     if image.run_time is not None:
-        data["made_at"] = _iso(image.run_time)
+        data["made_at"] = utc_z(image.run_time)
     if not_kept_by:
         data["not_kept_by"] = list(not_kept_by)
     return cloud_event(ctx, DELETED, image.volume_id, data)
@@ -219,7 +220,7 @@ def orphaned_event(ctx: EventContext, image: ManagedImage) -> dict[str, Any]:
         "image_name": image.name,
         "volume_id": image.volume_id,
         "policy": _policy_out(image),
-        "created_at": _iso(image.made_at),
+        "created_at": utc_z(image.made_at),
         "status": image.status,
     }
     return cloud_event(ctx, ORPHANED, image.id, data)
@@ -253,14 +254,8 @@ def stale_events(
             "volume_id": volume_id,
             "policy": rule.name or rule.policy,
             "newest_image_id": newest.id if newest is not None else None,
-            "newest_created_at": _iso(made),
+            "newest_created_at": utc_z(made),
             "stale_after": rule.stale_after,
         }
         events.append(cloud_event(ctx, STALE, volume_id, data))
     return events
-
-
-def _iso(when: datetime | None) -> str | None:
-    if when is None:
-        return None
-    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

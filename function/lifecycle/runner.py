@@ -30,7 +30,6 @@ from function.lifecycle.rules import (
     REPORT_KIND,
     KeepRule,
     _candidate,
-    _iso,
     _policy_out,
     by_volume,
     decisions_for,
@@ -44,6 +43,7 @@ from function.lifecycle.rules import (
 )
 from function.lifecycle.tags import MARKER_KEY, MARKER_VALUE, ORPHANED_KEY, REPORTED_KEY
 from function.results import EventContext
+from function.times import utc_z
 from function.work import Exports, Outcome, Selection
 
 log = structlog.get_logger("evs_export.lifecycle")
@@ -376,7 +376,7 @@ def dry_run_report(
                 {
                     "image_id": image.id,
                     "volume_id": volume_id,
-                    "made_at": _iso(image.made_at),
+                    "made_at": utc_z(image.made_at),
                     "kept_by": list(decision.kept_by),
                     "delete": decision.delete,
                     "not_kept_by": list(decision.not_kept_by),

@@ -24,7 +24,7 @@ from function.errors import InvalidInput
 from function.model import ACTION_KEY, UploadOptions, is_uuid, parse_export
 from function.runtime import Runtime
 from function.tagbudget import COPY_ROOM, MAX_KEY_CHARS, copyable
-from function.times import parse_iso, parse_time
+from function.times import iso_z, parse_iso, parse_time
 from function.triggers import CONTINUATION_KEY
 from function.triggers.chat_job import slack_url
 from function.work import ExportOrder, Exports, PlanRequest, Rejection, correlation_id
@@ -47,10 +47,6 @@ def _positive(value: object) -> int | None:
 def _where(info: ValidationInfo) -> str:
     where = (info.context or {}).get("where")
     return where if isinstance(where, str) else KEY
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")
 
 
 # -- an order -------------------------------------------------------------------------------
@@ -263,11 +259,11 @@ class WaitEvent(BaseModel):
         return {
             "policy": self.policy,
             "template": self.template,
-            "time": _iso(self.time),
+            "time": iso_z(self.time),
             "options": dict(self.options),
             "server_ids": list(self.server_ids),
             "server_tag": list(self.server_tag) if self.server_tag else None,
-            "stop_deadline": _iso(self.stop_deadline),
+            "stop_deadline": iso_z(self.stop_deadline),
         }
 
     def plan(self) -> PlanRequest:

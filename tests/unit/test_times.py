@@ -85,3 +85,18 @@ def test_parse_time_result_is_always_aware() -> None:
     """A naive ISO time is taken as UTC."""
     parsed = parse_time("2025-03-01T02:00:00", "time")
     assert parsed is not None and parsed.tzinfo is not None
+
+
+def test_iso_z_writes_utc_as_z_and_utc_z_converts_first() -> None:
+    """Times are written one way: a UTC offset as Z (iso_z keeps another offset; utc_z
+    converts to UTC first, and passes None through)."""
+    from datetime import datetime, timedelta, timezone
+
+    from function.times import iso_z, utc_z
+
+    utc = datetime(2025, 3, 1, 1, 0, tzinfo=timezone.utc)
+    cst = utc.astimezone(timezone(timedelta(hours=8)))
+    assert iso_z(utc) == "2025-03-01T01:00:00Z"
+    assert iso_z(cst) == "2025-03-01T09:00:00+08:00"
+    assert utc_z(cst) == "2025-03-01T01:00:00Z"
+    assert utc_z(None) is None
