@@ -18,6 +18,9 @@ SAFETY_MARGIN_MS = 3000  # left after a call that may be retried, for what follo
 LOOK_MIN_MS = 1000  # a last lookup after an ambiguous failure needs at least this much
 WRITE_RESERVE_MS = 5000  # kept back after the life cycle's last write, for delivery and return
 LIFECYCLE_KEEP_MS = SAFETY_MARGIN_MS + WRITE_RESERVE_MS
+# Kept back while the CTS wait polls: the exports of what is ready, the hand-off and the
+# delivery of the results still have to fit.
+WAIT_KEEP_MS = 5000
 
 
 @dataclass(frozen=True)

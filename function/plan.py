@@ -194,12 +194,8 @@ def _skip(order: ExportOrder, reason: str, **extra: Any) -> Outcome:
 def _server_outcome(server_id: str, exc: ExportError) -> Outcome:
     error = exc
     if isinstance(exc, ApiError) and exc.http_status == 404:
-        error = replace_message(exc, f"server {server_id} was not found ({exc.message})")
+        error = exc.with_message(f"server {server_id} was not found ({exc.message})")
     return Outcome(exc.outcome, None, error=error, extra={"server_id": server_id})
-
-
-def replace_message(exc: ExportError, message: str) -> ExportError:
-    return exc.with_message(message)
 
 
 def _excluded(exclude: Exclude, volume: Volume, server: Server | None) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
+from function.budget import WAIT_KEEP_MS
 from function.cloud.ecs import EcsClient
 from function.cloud.records import Server
 from function.errors import ExportError
@@ -38,9 +39,6 @@ STOPPED = "SHUTOFF"
 POLL_FIRST_S = 2.0
 POLL_MAX_S = 15.0
 POLL_GROWTH = 1.5
-# Kept back from the budget while polling: the exports of what is ready, the hand-off and
-# the delivery of the results still have to fit.
-POLL_RESERVE_MS = 5000
 NOT_STOPPED = "server_not_stopped"
 
 
@@ -76,7 +74,7 @@ def await_stopped(plan: PlanRequest, ecs: EcsClient, runtime: Runtime) -> StopWa
         if left_s <= 0:
             break
         nap = min(interval, left_s)
-        if not runtime.budget.covers(nap * 1000, POLL_RESERVE_MS):
+        if not runtime.budget.covers(nap * 1000, WAIT_KEEP_MS):
             break
         runtime.sleep(nap)
         interval = min(POLL_MAX_S, interval * POLL_GROWTH)
