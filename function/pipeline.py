@@ -6,7 +6,7 @@ knows which trigger it serves."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the cloud stack loads when an export needs it, not on impor
     from function.cloud.client import CloudClient
     from function.cloud.transport import Transport
     from function.exporter import Reserve
+    from function.plan import Planner
 
 log = structlog.get_logger("evs_export")
 
@@ -75,24 +76,7 @@ def run_work(work: Exports, settings: Settings, runtime: Runtime, connect: Conne
         items += [Rejection(None, exc) for _ in work.plans]
         return Ran([_settled(i, exc) for i in items])
     planner = Planner(EvsClient(client), EcsClient(client), ImsClient(client))
-    waits: list[PlanRequest] = []  # servers still stopping, to wait for in a later invocation
-    waiting: list[Outcome] = []  # their disks, deferred
-    for plan in work.plans:
-        if plan.stop_deadline is not None:
-            from function.stopwait import await_stopped
-
-            wait = await_stopped(plan, planner.ecs, runtime)
-            items.extend(wait.outcomes)
-            waiting.extend(o for o in wait.outcomes if o.kind == "deferred")
-            if wait.waiting is not None:
-                waits.append(wait.waiting)
-            if wait.ready is None:
-                continue
-            plan = wait.ready
-        try:
-            items.extend(planner.resolve(plan))
-        except ExportError as exc:
-            items.append(Outcome(exc.outcome, None, error=exc))
+    waits, waiting = _resolve(work.plans, planner, runtime, items)
     orders = [i for i in items if isinstance(i, ExportOrder)]
     try:
         # An order an earlier attempt may have exported is looked up by the exporter, which
@@ -142,6 +126,36 @@ def run_work(work: Exports, settings: Settings, runtime: Runtime, connect: Conne
         settled.update({id(o): handed[id(o)] for o in waiting if id(o) in handed})
     outcomes = [settled.get(id(i)) or _settled(i) for i in items]
     return Ran(outcomes, planner.notes, planner.selections)
+
+
+def _resolve(
+    plans: Sequence[PlanRequest],
+    planner: Planner,
+    runtime: Runtime,
+    items: list[ExportOrder | Rejection | Outcome],
+) -> tuple[list[PlanRequest], list[Outcome]]:
+    """Resolve each plan into ``items`` (orders and early outcomes). A plan that waits for
+    stopping servers (CTS) resolves only the servers now ``SHUTOFF``; returned: the waits to
+    hand on, and the deferred outcomes of their disks."""
+    waits: list[PlanRequest] = []
+    waiting: list[Outcome] = []
+    for plan in plans:
+        if plan.stop_deadline is not None:
+            from function.stopwait import await_stopped
+
+            wait = await_stopped(plan, planner.ecs, runtime)
+            items.extend(wait.outcomes)
+            waiting.extend(o for o in wait.outcomes if o.kind == "deferred")
+            if wait.waiting is not None:
+                waits.append(wait.waiting)
+            if wait.ready is None:
+                continue
+            plan = wait.ready
+        try:
+            items.extend(planner.resolve(plan))
+        except ExportError as exc:
+            items.append(Outcome(exc.outcome, None, error=exc))
+    return waits, waiting
 
 
 def delivery_reserve(
